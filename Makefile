@@ -1,0 +1,40 @@
+# Quick start: `make train` and `make test` set everything up themselves (idempotent).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.matchnet-installed
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+ARGS ?=
+
+.PHONY: install train test lint bench clean-cache help
+
+help:
+	@echo "make install   create $(VENV) and install matchnet with all dependencies"
+	@echo "make train     train and test the default experiment (ARGS='key=value ...')"
+	@echo "make test      run the test suite (PYTEST_ARGS='-k ...')"
+	@echo "make lint      ruff check"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+
+$(STAMP): $(BIN)/python pyproject.toml scripts/build_learn2learn.py
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python scripts/build_learn2learn.py --wheel-dir build/wheels
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/python src/train.py $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/throughput.py --quick
