@@ -63,7 +63,16 @@ def cythonize(source: Path) -> None:
 def build_wheel(wheel_dir: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        pip("download", "--quiet", "--no-deps", "--no-binary", ":all:", f"learn2learn=={VERSION}", "-d", str(tmp))
+        pip(
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"learn2learn=={VERSION}",
+            "-d",
+            str(tmp),
+        )
         archive = next(tmp.glob(f"learn2learn-{VERSION}.tar.gz"))
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="data")

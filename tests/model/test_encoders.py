@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from matchnet.errors import MatchnetError
+from matchnet.model import Conv4
+
+
+@pytest.mark.parametrize(
+    ("in_channels", "image_size", "dim"), [(1, 28, 64), (1, 84, 1600), (3, 84, 1600), (3, 28, 64)]
+)
+def test_output_dim(in_channels: int, image_size: int, dim: int) -> None:
+    encoder = Conv4(in_channels=in_channels, image_size=image_size)
+    assert encoder.embedding_dim == dim == Conv4.output_dim(image_size, hidden=64, blocks=4)
+    out = encoder(torch.randn(2, in_channels, image_size, image_size))
+    assert out.shape == (2, dim)
+
+
+def test_output_dim_other_widths() -> None:
+    assert Conv4.output_dim(28, hidden=32, blocks=3) == 32 * 3 * 3
+    encoder = Conv4(hidden=32, blocks=3, image_size=28)
+    assert encoder(torch.randn(2, 1, 28, 28)).shape == (2, encoder.embedding_dim)
+
+
+def test_architecture() -> None:
+    kinds = [type(m) for m in Conv4().features]
+    block = [torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.ReLU, torch.nn.MaxPool2d]
+    assert kinds == block * 4 + [torch.nn.Flatten]
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 84, 84), (2, 3, 28, 28), (1, 28, 28)])
+def test_wrong_input_shape(shape: tuple[int, ...]) -> None:
+    with pytest.raises(MatchnetError, match="image_size"):
+        Conv4(in_channels=1, image_size=28)(torch.randn(*shape))
+
+
+def test_bad_settings() -> None:
+    with pytest.raises(MatchnetError, match="model.encoder.image_size"):
+        Conv4(image_size=8)
+    with pytest.raises(MatchnetError, match="model.encoder.hidden"):
+        Conv4(hidden=0)

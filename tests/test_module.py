@@ -1,0 +1,121 @@
+"""MatchingNetModule: steps, metrics, confidence interval, self-describing checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, Dataset
+
+from matchnet.checkpoints import load_module
+from matchnet.data import Episode
+from matchnet.errors import MatchnetError
+from matchnet.module import MatchingNetModule, mean_ci95
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def model_config(**overrides: object) -> dict:
+    cfg = OmegaConf.load(ROOT / "conf" / "model" / "matchnet.yaml")
+    cfg.encoder.image_size = 28
+    return OmegaConf.to_container(OmegaConf.merge(cfg, overrides), resolve=True)
+
+
+def make_module(**overrides: object) -> MatchingNetModule:
+    return MatchingNetModule(
+        model=model_config(**overrides), optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3}
+    )
+
+
+class RandomEpisodes(Dataset):
+    """Episodes of random images, seeded per index."""
+
+    def __init__(self, n: int, way: int = 3, shot: int = 1, query: int = 2) -> None:
+        self.n, self.way, self.shot, self.query = n, way, shot, query
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Episode:
+        gen = torch.Generator().manual_seed(i)
+        labels = torch.arange(self.way)
+        return Episode(
+            torch.rand(self.way * self.shot, 1, 28, 28, generator=gen),
+            labels.repeat_interleave(self.shot),
+            torch.rand(self.way * self.query, 1, 28, 28, generator=gen),
+            labels.repeat_interleave(self.query),
+            self.way,
+        )
+
+
+def test_mean_ci95_matches_normal_interval() -> None:
+    values = torch.tensor([0.8, 1.0, 0.9, 0.7])
+    mean, ci = mean_ci95(values)
+    assert mean == pytest.approx(0.85)
+    assert ci == pytest.approx(1.96 * values.double().std().item() / 2)
+    assert mean_ci95(torch.tensor([0.5]))[1] == 0.0
+
+
+def test_fit_test_and_checkpoint_round_trip(tmp_path: Path) -> None:
+    module = make_module()
+    loader = DataLoader(RandomEpisodes(4), batch_size=None)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+    )
+    trainer.fit(
+        module, train_dataloaders=loader, val_dataloaders=DataLoader(RandomEpisodes(2), batch_size=None)
+    )
+    assert trainer.global_step == 4
+    assert "val/acc_best" in trainer.callback_metrics
+    trainer.test(module, dataloaders=DataLoader(RandomEpisodes(5), batch_size=None), verbose=False)
+    assert module.test_summary["episodes"] == 5
+    assert 0.0 <= module.test_summary["test_acc"] <= 1.0
+
+    path = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = load_module(path)
+    assert loaded.trained_episodes == 4
+    for name, tensor in module.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+
+
+def test_checkpoint_errors_name_the_path(tmp_path: Path) -> None:
+    with pytest.raises(MatchnetError, match="does not exist"):
+        load_module(tmp_path / "missing.ckpt")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(MatchnetError, match="junk.ckpt"):
+        load_module(junk)
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(MatchnetError, match="not written by matchnet"):
+        load_module(foreign)
+    mismatched = tmp_path / "mismatched.ckpt"
+    module = make_module()
+    torch.save(
+        {
+            "hyper_parameters": dict(module.hparams) | {"model": model_config(fce=False)},
+            "state_dict": module.state_dict(),
+        },
+        mismatched,
+    )
+    with pytest.raises(MatchnetError, match="does not fit"):
+        load_module(mismatched)
+
+
+def test_scheduler_is_built_from_config() -> None:
+    module = MatchingNetModule(
+        model=model_config(),
+        optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3},
+        scheduler={"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 1, "gamma": 0.5},
+    )
+    config = module.configure_optimizers()
+    assert isinstance(config["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
