@@ -14,12 +14,13 @@ from matchnet.checkpoints import load_module
 from matchnet.data import Episode
 from matchnet.errors import MatchnetError
 from matchnet.module import MatchingNetModule, mean_ci95
+from model_configs import load_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def model_config(**overrides: object) -> dict:
-    cfg = OmegaConf.load(ROOT / "conf" / "model" / "matchnet.yaml")
+    cfg = load_model_config()
     cfg.encoder.image_size = 28
     return OmegaConf.to_container(OmegaConf.merge(cfg, overrides), resolve=True)
 

@@ -12,9 +12,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from matchnet.distributed import is_global_zero, job_scope
 from matchnet.errors import MatchnetError
 from matchnet.io import write_json_atomic
 from matchnet.pipeline import job_overrides, output_dir
+from matchnet.preemption import RunInterrupted
 
 log = logging.getLogger(__name__)
 RESULT_FILE = "result.json"
@@ -40,11 +42,31 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
     """Run ``task``, write ``result.json`` to the job folder and print the result as the last stdout line.
 
     A :class:`MatchnetError` is printed without a traceback. A single run then exits with status 2;
-    inside a sweep the job is recorded as failed and the sweep goes on.
+    inside a sweep the job is recorded as failed and the sweep goes on. A run stopped by SIGTERM or
+    SIGINT (:class:`RunInterrupted`, after saving ``last.ckpt``) is recorded as interrupted and the
+    process exits with status 128 + the signal number, a sweep included.
+
+    Under DDP every rank runs the task (see ``matchnet.distributed``); only global rank 0 writes
+    ``result.json`` and prints the result line.
     """
     record: dict[str, Any] = {"overrides": job_overrides(), "output_dir": str(output_dir())}
     try:
-        result = task(cfg)
+        with job_scope():
+            result = task(cfg)
+    except RunInterrupted as stop:
+        resume = "resume it with the same overrides plus ckpt_path=last" + (
+            "" if _in_multirun() else f" hydra.run.dir={output_dir()}"
+        )
+        message = f"{stop} To continue, {resume}." if stop.ckpt_path else str(stop)
+        if not is_global_zero():
+            sys.exit(stop.exit_code)
+        write_json_atomic(
+            output_dir() / RESULT_FILE,
+            record | {"status": "interrupted", "error": message, "ckpt_path": stop.ckpt_path},
+        )
+        log.warning("%s", message)
+        print(f"interrupted: {message}", file=sys.stderr, flush=True)
+        sys.exit(stop.exit_code)
     except Exception as raised:
         err = user_error(raised)
         if err is None:
@@ -53,8 +75,11 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
         print(f"error: {err}", file=sys.stderr)
         if not _in_multirun():
             sys.exit(2)
-        write_json_atomic(output_dir() / RESULT_FILE, record | {"status": "failed", "error": str(err)})
+        if is_global_zero():
+            write_json_atomic(output_dir() / RESULT_FILE, record | {"status": "failed", "error": str(err)})
         return None
+    if not is_global_zero():
+        return result
     write_json_atomic(output_dir() / RESULT_FILE, record | {"status": "ok"} | result)
     print(json.dumps(result | {"output_dir": record["output_dir"]}), flush=True)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -18,7 +19,14 @@ from matchnet.data import Episode
 from matchnet.errors import MatchnetError
 from matchnet.model import MatchingNetwork
 
+log = logging.getLogger(__name__)
+
 STAGES = ("train", "val", "test")
+NAN_POLICIES = ("stop", "skip")
+
+
+class NonFiniteLossError(MatchnetError):
+    """A training episode gave a NaN or infinite loss and ``nan_policy`` is ``stop``."""
 
 
 def _plain(config: Mapping[str, Any] | DictConfig | None) -> dict[str, Any] | None:
@@ -57,6 +65,10 @@ class MatchingNetModule(pl.LightningModule):
         scheduler: optional ``_target_`` config of a learning-rate scheduler, stepped per epoch.
         data: the data settings the network was trained with (image size, way, shot, split);
             kept so evaluation and prediction can default to them.
+        nan_policy: what a NaN or infinite training loss does: ``stop`` raises
+            :class:`NonFiniteLossError` before the optimiser step (so the weights and the last
+            checkpoint stay good), ``skip`` drops the episode (no optimiser step) and counts it in
+            ``skipped_episodes``.
     """
 
     def __init__(
@@ -65,16 +77,23 @@ class MatchingNetModule(pl.LightningModule):
         optimizer: Mapping[str, Any],
         scheduler: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
+        nan_policy: str = "stop",
     ) -> None:
         super().__init__()
+        if nan_policy not in NAN_POLICIES:
+            allowed = ", ".join(NAN_POLICIES)
+            raise MatchnetError(f"nan_policy={nan_policy!r} is invalid: it must be one of {allowed}.")
         self.save_hyperparameters(
             {
                 "model": _plain(model),
                 "optimizer": _plain(optimizer),
                 "scheduler": _plain(scheduler),
                 "data": _plain(data),
+                "nan_policy": nan_policy,
             }
         )
+        self.nan_policy = nan_policy
+        self.skipped_episodes = 0
         net = hydra.utils.instantiate(self.hparams.model)
         if not isinstance(net, MatchingNetwork):
             raise MatchnetError(
@@ -83,8 +102,16 @@ class MatchingNetModule(pl.LightningModule):
             )
         self.net = net
         # Per-stage mean loss and accuracy ("train" alone would clash with Module.train).
+        # nan_strategy="disable": no NaN check, whose `if nans.any()` would wait for the device every step.
+        # Accuracies are never NaN, and a non-finite training loss never reaches its metric (nan_policy).
         self.metrics = torch.nn.ModuleDict(
-            {f"{stage}_{name}": MeanMetric() for stage in STAGES for name in ("loss", "acc")}
+            {
+                f"{stage}_{name}": MeanMetric(
+                    nan_strategy="disable" if stage == "train" or name == "acc" else "warn"
+                )
+                for stage in STAGES
+                for name in ("loss", "acc")
+            }
         )
         self.val_acc_best = MaxMetric()
         self.test_episode_acc = CatMetric()
@@ -98,16 +125,48 @@ class MatchingNetModule(pl.LightningModule):
         log_probs = self(episode)
         loss = F.nll_loss(log_probs, episode.query_y)
         acc = (log_probs.argmax(dim=1) == episode.query_y).float().mean()
+        self._log_step(stage, loss, acc)
+        return loss, acc
+
+    def _log_step(self, stage: str, loss: Tensor, acc: Tensor) -> None:
         on_step = stage == "train"
         for name, value in (("loss", loss), ("acc", acc)):
             metric = self.metrics[f"{stage}_{name}"]
             metric(value)
-            self.log(f"{stage}/{name}", metric, on_step=on_step, on_epoch=True, prog_bar=name == "acc" or on_step)
-        return loss, acc
+            prog_bar = name == "acc" or on_step
+            self.log(f"{stage}/{name}", metric, on_step=on_step, on_epoch=True, prog_bar=prog_bar)
 
-    def training_step(self, episode: Episode, batch_idx: int) -> Tensor:
-        loss, _ = self._step(episode, "train")
+    def training_step(self, episode: Episode, batch_idx: int) -> Tensor | None:
+        # The forward pass updates the BatchNorm running statistics; keep a copy (a few KB, no sync)
+        # to put back when the episode turns out non-finite, so no NaN reaches the buffers.
+        buffers = {name: buffer.clone() for name, buffer in self.named_buffers() if name.startswith("net.")}
+        log_probs = self(episode)
+        loss = F.nll_loss(log_probs, episode.query_y)
+        # One host read per episode; the step metrics below synchronise anyway (torchmetrics' NaN check).
+        if not bool(torch.isfinite(loss)):
+            with torch.no_grad():
+                for name, buffer in self.named_buffers():
+                    if name in buffers:
+                        buffer.copy_(buffers[name])
+            return self._non_finite(loss, batch_idx)
+        acc = (log_probs.argmax(dim=1) == episode.query_y).float().mean()
+        self._log_step("train", loss, acc)
         return loss
+
+    def _non_finite(self, loss: Tensor, batch_idx: int) -> None:
+        """Apply ``nan_policy`` to an episode whose loss is NaN or infinite."""
+        where = f"epoch {self.current_epoch}, episode {batch_idx}, global step {self.global_step}"
+        if self.nan_policy == "skip":
+            self.skipped_episodes += 1
+            log.warning("Skipped a training episode with loss %s (%s; nan_policy=skip)", loss.item(), where)
+            return None  # Lightning then skips backward and the optimiser step
+        folder = getattr(self.trainer.checkpoint_callback, "dirpath", None) if self._trainer else None
+        kept = f" The checkpoints in {folder} hold the last good weights." if folder else ""
+        raise NonFiniteLossError(
+            f"The training loss became {loss.item()} at {where}; training stopped before the optimiser "
+            f"step, so the weights are still finite.{kept} Lower optimizer.lr, set "
+            "trainer.gradient_clip_val, or set nan_policy=skip to skip such episodes."
+        )
 
     def validation_step(self, episode: Episode, batch_idx: int) -> None:
         self._step(episode, "val")
@@ -118,7 +177,9 @@ class MatchingNetModule(pl.LightningModule):
 
     def test_step(self, episode: Episode, batch_idx: int) -> None:
         _, acc = self._step(episode, "test")
-        self.test_episode_acc.update(acc)
+        # 1-d, not 0-d: torchmetrics can gather different counts per DDP rank only for 1-d states
+        # (a rank holding a single 0-d value would mismatch the all_gather of shapes).
+        self.test_episode_acc.update(acc.reshape(1))
 
     def on_test_epoch_start(self) -> None:
         self.test_episode_acc.reset()
@@ -129,12 +190,27 @@ class MatchingNetModule(pl.LightningModule):
         self.log("test/acc_ci95", ci95)
         self.test_summary = {"test_acc": mean, "test_acc_ci95": ci95, "episodes": per_episode.numel()}
 
+    def _episodes_per_step(self) -> int:
+        """Training episodes per optimiser step: one per process (``trainer.world_size`` under DDP)."""
+        return self.trainer.world_size if self._trainer is not None else 1
+
     def on_train_end(self) -> None:
-        self.trained_episodes = self.global_step
+        self.trained_episodes = self.global_step * self._episodes_per_step()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # torchmetrics states are not in the state_dict; keep the best validation accuracy for resumes.
+        if self.val_acc_best.update_called:
+            checkpoint["val_acc_best"] = float(self.val_acc_best.compute())
+        checkpoint["skipped_episodes"] = self.skipped_episodes
+        checkpoint["trained_episodes"] = self.global_step * self._episodes_per_step()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # One optimiser step per training episode: the step count is the episode count.
-        self.trained_episodes = int(checkpoint.get("global_step", 0))
+        # One optimiser step per training episode and process; older checkpoints: one process.
+        self.trained_episodes = int(checkpoint.get("trained_episodes", checkpoint.get("global_step", 0)))
+        self.skipped_episodes = int(checkpoint.get("skipped_episodes", 0))
+        self.val_acc_best.reset()
+        if "val_acc_best" in checkpoint:
+            self.val_acc_best.update(torch.tensor(checkpoint["val_acc_best"], device=self.device))
 
     def configure_optimizers(self) -> Any:
         optimizer = hydra.utils.instantiate(self.hparams.optimizer, params=self.parameters())

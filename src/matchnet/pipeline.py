@@ -12,10 +12,15 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from matchnet.checkpoints import load_module
+from matchnet.checkpoints import AtomicCheckpointIO, load_module
+from matchnet.config import validate, validate_data
+from matchnet.distributed import check_episodes, instantiate_trainer, is_global_zero
 from matchnet.errors import MatchnetError
 from matchnet.module import MatchingNetModule
+from matchnet.preemption import PreemptionCheckpoint, RunInterrupted
+from matchnet.resume import check_compatible, checkpoint_dir, resolve_ckpt_path
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,33 @@ def output_dir() -> Path:
 
 def _trainer(cfg: DictConfig, loggers: list[Logger]) -> pl.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"))
-    return hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    return instantiate_trainer(
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
+    )
+
+
+def _interrupted(trainer: pl.Trainer) -> RunInterrupted:
+    """What to report after ``fit`` or ``test`` stopped on SIGTERM / SIGINT."""
+    stop = next(
+        (c.interruption() for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)),
+        RunInterrupted(15, None),
+    )
+    last = getattr(trainer.checkpoint_callback, "last_model_path", "")
+    if stop.ckpt_path is None and last:  # stopped while testing: training had finished and saved
+        return RunInterrupted(stop.signum, last)
+    return stop
+
+
+def _resume_path(cfg: DictConfig) -> str | None:
+    """``cfg.ckpt_path`` resolved (``last`` / ``auto`` / a file) and checked against this run's model."""
+    path = resolve_ckpt_path(cfg.get("ckpt_path"), checkpoint_dir(cfg, output_dir()))
+    if path is not None:
+        check_compatible(
+            path,
+            OmegaConf.to_container(cfg.model, resolve=True),  # type: ignore[arg-type]
+            OmegaConf.to_container(cfg.data, resolve=True),  # type: ignore[arg-type]
+        )
+    return path
 
 
 def _result(
@@ -79,7 +110,12 @@ def _result(
 
 
 def _log_result(loggers: list[Logger], result: dict[str, Any], cfg: DictConfig) -> None:
-    """Send the final figures to every logger, also when Lightning replaced them (fast_dev_run)."""
+    """Send the final figures to every logger, also when Lightning replaced them (fast_dev_run).
+
+    Global rank 0 only: under DDP the other ranks' loggers are placeholders.
+    """
+    if not is_global_zero():
+        return
     metrics = {"test/acc_final": result["test_acc"], "test/acc_ci95_final": result["test_acc_ci95"]}
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -97,18 +133,32 @@ def _finish_wandb(loggers: list[Logger]) -> None:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit on training episodes, keep the best checkpoint by ``val/acc``, test it."""
+    """Fit on training episodes, keep the best checkpoint by ``val/acc``, test it.
+
+    ``ckpt_path`` resumes an interrupted run (``last``, ``auto`` or a file; see ``matchnet.resume``).
+    SIGTERM / SIGINT save ``last.ckpt`` and raise :class:`RunInterrupted`.
+    """
+    validate(cfg, "train")
+    ckpt_path = _resume_path(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = MatchingNetModule(
-        model=cfg.model, optimizer=cfg.optimizer, scheduler=cfg.get("scheduler"), data=cfg.data
+        model=cfg.model,
+        optimizer=cfg.optimizer,
+        scheduler=cfg.get("scheduler"),
+        data=cfg.data,
+        nan_policy=cfg.get("nan_policy", "stop"),
     )
     loggers = build_loggers(cfg)
     try:
         trainer = _trainer(cfg, loggers)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        check_episodes(trainer, datamodule, ("train", "val", "test"))
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        except SIGTERMException as stop:
+            raise _interrupted(trainer) from stop
         result = _result(module, datamodule, trainer, cfg) | {"ckpt_path": best or None}
         _log_result(loggers, result, cfg)
     finally:
@@ -138,12 +188,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise MatchnetError(
             "ckpt_path is not set; pass the checkpoint to evaluate, e.g. ckpt_path=PATH/best.ckpt."
         )
+    validate(cfg, "eval")
     module = load_module(cfg.ckpt_path)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(data_config_for_eval(cfg, module.hparams.get("data")))
+    data = data_config_for_eval(cfg, module.hparams.get("data"))
+    validate_data(data)
+    datamodule = hydra.utils.instantiate(data)
     loggers = build_loggers(cfg)
     try:
         trainer = _trainer(cfg, loggers)
+        check_episodes(trainer, datamodule, ("test",))
         trainer.test(module, datamodule=datamodule, verbose=False)
         result = _result(module, datamodule, trainer, cfg) | {"ckpt_path": str(cfg.ckpt_path)}
         _log_result(loggers, result, cfg)

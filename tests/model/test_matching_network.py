@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,9 +11,9 @@ from omegaconf import OmegaConf
 
 from matchnet.errors import MatchnetError
 from matchnet.model import DISTANCES, Conv4, MatchingNetwork
+from model_configs import load_model_config
 
 MakeEpisode = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
-CONFIG = Path(__file__).resolve().parents[2] / "conf" / "model" / "matchnet.yaml"
 
 
 def make_model(seed: int = 0, **kwargs: object) -> MatchingNetwork:
@@ -132,7 +131,7 @@ def test_bad_settings(kwargs: dict[str, object], key: str) -> None:
 
 
 def test_config_instantiates_with_constructor_keys(make_episode: MakeEpisode) -> None:
-    model_cfg = OmegaConf.load(CONFIG)
+    model_cfg = load_model_config()
     assert set(model_cfg) - {"_target_"} == set(inspect.signature(MatchingNetwork).parameters)
     assert set(model_cfg.encoder) - {"_target_"} == set(inspect.signature(Conv4).parameters)
     cfg = OmegaConf.create({"data": {"image_size": 28}, "model": model_cfg})

@@ -10,10 +10,11 @@ worker and distributed rank gets its own episodes, reproducibly.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import random
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -86,7 +87,12 @@ class EpisodeDataset(Dataset[Episode]):
     ``images``: uint8 ``[M, C, S, S]`` (ink 255); ``labels``: int64 ``[M]``, each image's character;
     ``classes``: ``(character, quarter_turns)`` pairs, class ``j`` showing its character's drawings
     turned counterclockwise ``quarter_turns`` times; ``groups``: when given, lists of class indices
-    (e.g. per alphabet) and every episode draws its ``way`` classes from one of them.
+    (e.g. per alphabet) and every episode draws its ``way`` classes from one of them; ``augment``:
+    when given, applied to the uint8 support ``[N*K, C, S, S]`` and then the query images with a
+    numpy generator seeded by ``(seed, stage, n)``, so augmented episodes are reproducible too;
+    ``device``: when given (e.g. ``"cuda"``), the uint8 images are moved there once and episodes are
+    gathered, rotated (``torch.rot90``) and converted to float on it, so only indices cross the bus
+    (the same episodes as without it; use DataLoader workers 0 and no pinning).
     ``len`` is ``length``; any index ``n >= 0`` is an episode (``n >= length`` serves later epochs).
     """
 
@@ -103,8 +109,14 @@ class EpisodeDataset(Dataset[Episode]):
         seed: int,
         stage: str,
         groups: Sequence[Sequence[int]] | None = None,
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
-        self.images = images
+        if device is not None and augment is not None:
+            raise ValueError("episodes assembled on a device cannot use the numpy augment; drop one of them")
+        self.device = None if device is None else torch.device(device)
+        self.images = images if self.device is None else images.to(self.device)
+        self.augment = augment
         self.way, self.shot, self.query = way, shot, query
         self.length, self.seed, self.stage = length, seed, stage
         by_character = torch.argsort(labels, stable=True)
@@ -152,18 +164,44 @@ class EpisodeDataset(Dataset[Episode]):
         if n < 0:
             raise IndexError(f"episode index {n} is negative")
         draw = self.task(n)
+        if self.device is not None:
+            return self._assemble_on_device(draw)
         # Assembled in numpy: single-threaded, so small episodes never wait on torch's thread pool.
         images = self.images.numpy()[draw.image_ids.numpy()]  # uint8 [way, shot+query, C, S, S]
         turns = self.class_turns.index_select(0, draw.classes).tolist()
         images = np.stack([np.rot90(row, k, axes=(-2, -1)) for row, k in zip(images, turns, strict=True)])
         support = images[:, : self.shot].reshape(-1, *images.shape[2:])[draw.support_order.numpy()]
         query = images[:, self.shot :].reshape(-1, *images.shape[2:])[draw.query_order.numpy()]
+        if self.augment is not None:
+            key = hashlib.sha256(f"{self.seed}/{self.stage}/{n}/augment".encode()).digest()
+            rng = np.random.default_rng(int.from_bytes(key[:8], "little"))
+            support, query = self.augment(support, rng), self.augment(query, rng)
         labels = torch.arange(self.way)
         return Episode(
             support_x=ink_tensor(support),
             support_y=labels.repeat_interleave(self.shot)[draw.support_order],
             query_x=ink_tensor(query),
             query_y=labels.repeat_interleave(self.query)[draw.query_order],
+            way=self.way,
+        )
+
+    def _assemble_on_device(self, draw: Draw) -> Episode:
+        """The episode of ``draw`` gathered from the images on ``self.device`` (no host copies)."""
+        device = self.device
+        ids = draw.image_ids.flatten().to(device)
+        images = self.images.index_select(0, ids)  # uint8 [way*(shot+query), C, S, S]
+        rows = images.view(self.way, self.shot + self.query, *images.shape[1:])
+        turns = self.class_turns.index_select(0, draw.classes).tolist()  # per class, on the host
+        images = torch.stack([torch.rot90(row, k, dims=(-2, -1)) for row, k in zip(rows, turns, strict=True)])
+        pixels = images.float().div_(255)  # one conversion for the whole episode
+        support = pixels[:, : self.shot].flatten(0, 1)[draw.support_order.to(device)]
+        query = pixels[:, self.shot :].flatten(0, 1)[draw.query_order.to(device)]
+        labels = torch.arange(self.way, device=device)
+        return Episode(
+            support_x=support,
+            support_y=labels.repeat_interleave(self.shot)[draw.support_order.to(device)],
+            query_x=query,
+            query_y=labels.repeat_interleave(self.query)[draw.query_order.to(device)],
             way=self.way,
         )
 

@@ -1,8 +1,8 @@
-"""Matching Networks: the Conv4 embedding, Full Context Embeddings and the attention kernel."""
+"""Matching Networks: the Conv4 and ResNet-12 embeddings, Full Context Embeddings and the attention kernel."""
 
 from matchnet.model.attention import DISTANCES, AttentionKernel, cosine, dot, euclidean, get_distance
 from matchnet.model.context import AttentionLSTM, ContextEmbedding
-from matchnet.model.encoders import Conv4
+from matchnet.model.encoders import Conv4, Normalize, ResNet12
 from matchnet.model.matching_network import MatchingNetwork
 
 __all__ = [
@@ -12,6 +12,8 @@ __all__ = [
     "ContextEmbedding",
     "Conv4",
     "MatchingNetwork",
+    "Normalize",
+    "ResNet12",
     "cosine",
     "dot",
     "euclidean",

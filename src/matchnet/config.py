@@ -1,0 +1,302 @@
+"""Start-up validation of the composed Hydra config: bad values fail before any data is loaded.
+
+Hydra's struct mode already rejects a typo'd key on the command line (``data.wya=5``). This module
+checks what struct mode cannot: the keys of every ``_target_`` node against the signature of what it
+builds (so ``+data.wya=5`` fails too), the type and range of every known setting (``data.way`` >= 2,
+``data.shot`` >= 1, ``model.fce_steps`` >= 0, ``optimizer.lr`` > 0, ...), and the choices of the
+enumerated ones (``data.split``, ``model.distance``, ``nan_policy``). Every failure is a
+:class:`~matchnet.errors.MatchnetError` that names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.utils import get_object
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from matchnet.errors import MatchnetError
+
+NAN_POLICIES = ("stop", "skip")
+# ckpt_path values of src/train.py that name the run folder's own last checkpoint.
+RESUME_KEYWORDS = ("last", "auto")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a setting must be: ``check(value)`` is true when it is valid; ``allowed`` says what is."""
+
+    check: Callable[[Any], bool]
+    allowed: str
+    optional: bool = False  # None (null) is allowed too
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def integer(low: int, high: int | None = None, optional: bool = False) -> Rule:
+    """An integer in ``[low, high]``."""
+    allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+    return Rule(
+        lambda v: _is_int(v) and v >= low and (high is None or v <= high),
+        allowed + (" or null" if optional else ""),
+        optional,
+    )
+
+
+def number(low: float, inclusive: bool = True, optional: bool = False) -> Rule:
+    """A real number ``>= low`` (``> low`` unless ``inclusive``)."""
+    return Rule(
+        lambda v: _is_number(v) and (v >= low if inclusive else v > low),
+        f"a number {'>=' if inclusive else '>'} {low}" + (" or null" if optional else ""),
+        optional,
+    )
+
+
+def choice(options: Iterable[str]) -> Rule:
+    """One of ``options``."""
+    options = tuple(options)
+    return Rule(lambda v: v in options, "one of " + ", ".join(options))
+
+
+FLAG = Rule(lambda v: isinstance(v, bool), "true or false")
+TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string")
+
+
+def _rotations_rule() -> Rule:
+    from matchnet.data.splits import STAGES
+
+    return Rule(
+        lambda v: isinstance(v, bool)
+        or (isinstance(v, (list, tuple)) and all(s in STAGES for s in v)),
+        f"true, false or a list of stages among {list(STAGES)} (e.g. [train])",
+    )
+
+
+def data_rules(target: str | None) -> dict[str, Rule]:
+    """Rules for the episode settings every data group shares, plus Omniglot's own."""
+    rules = {
+        "way": integer(2),
+        "shot": integer(1),
+        "query": integer(1),
+        "train_way": integer(2, optional=True),
+        "train_shot": integer(1, optional=True),
+        "train_query": integer(1, optional=True),
+        "train_episodes_per_epoch": integer(1),
+        "val_episodes": integer(1),
+        "test_episodes": integer(1),
+        "image_size": integer(1),
+        "num_workers": integer(0),
+        "pin_memory": FLAG,
+        "persistent_workers": FLAG,
+        "within_alphabet": FLAG,
+        "download": FLAG,
+        "seed": integer(-(2**63), 2**63 - 1),
+    }
+    if target is not None and target.endswith("OmniglotDataModule"):
+        from matchnet.data.datamodule import MAX_IMAGE_SIZE
+        from matchnet.data.splits import SPLITS
+
+        rules |= {
+            "split": choice(SPLITS),
+            "image_size": integer(1, MAX_IMAGE_SIZE),
+            "rotations": _rotations_rule(),
+        }
+    return rules
+
+
+def model_rules() -> dict[str, Rule]:
+    from matchnet.model import DISTANCES
+
+    return {
+        "fce": FLAG,
+        "fce_steps": integer(0),
+        "distance": choice(sorted(DISTANCES)),
+        "temperature": number(0, inclusive=False),
+        "learn_temperature": FLAG,
+        "encoder.in_channels": integer(1),
+        "encoder.hidden": integer(1),
+        "encoder.blocks": integer(1),
+        "encoder.image_size": integer(1),
+    }
+
+
+OPTIMIZER_RULES = {
+    "lr": number(0, inclusive=False),
+    "weight_decay": number(0),
+    "momentum": number(0),
+    "eps": number(0, inclusive=False),
+}
+SCHEDULER_RULES = {
+    "step_size": integer(1),
+    "gamma": number(0, inclusive=False),
+    "T_max": integer(1),
+    "eta_min": number(0),
+}
+TRAINER_RULES = {
+    "max_epochs": integer(-1, optional=True),
+    "max_steps": integer(-1),
+    "check_val_every_n_epoch": integer(1, optional=True),
+    "log_every_n_steps": integer(1),
+    "gradient_clip_val": number(0, optional=True),
+    "num_nodes": integer(1),
+    "accelerator": choice(ACCELERATORS),
+    "deterministic": Rule(lambda v: isinstance(v, bool) or v == "warn", "true, false or warn", True),
+}
+TOP_RULES = {
+    "seed": integer(-(2**63), 2**63 - 1),
+    "nan_policy": choice(NAN_POLICIES),
+    "ckpt_path": Rule(lambda v: isinstance(v, str) and v != "", "a checkpoint path, last or auto", True),
+}
+
+
+def _fail(key: str, value: Any, allowed: str, hint: str = "") -> MatchnetError:
+    return MatchnetError(f"{key}={value!r} is invalid: it must be {allowed}.{hint}")
+
+
+def _value(node: DictConfig, key: str, prefix: str) -> Any:
+    try:
+        value = OmegaConf.select(node, key, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        raise MatchnetError(f"{prefix}{key} cannot be resolved ({err}); set it explicitly.") from err
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def check_rules(node: DictConfig | None, rules: Mapping[str, Rule], prefix: str) -> None:
+    """Check every key of ``rules`` that ``node`` has; ``prefix`` (``"data."``) names the group."""
+    if node is None:
+        return
+    for key, rule in rules.items():
+        if OmegaConf.select(node, key, default="__absent__", throw_on_missing=False) == "__absent__":
+            continue
+        value = _value(node, key, prefix)
+        if value is None and rule.optional:
+            continue
+        if not rule.check(value):
+            raise _fail(f"{prefix}{key}", value, rule.allowed, f" Set {prefix}{key} accordingly.")
+
+
+def _target(node: DictConfig, prefix: str) -> Callable[..., Any]:
+    path = node.get("_target_")
+    try:
+        return get_object(path)
+    except Exception as err:  # Hydra raises ImportError or ValueError, wrapped differently by version
+        raise MatchnetError(
+            f"{prefix}_target_={path!r} cannot be imported ({type(err).__name__}); check the spelling "
+            "of the class path, e.g. matchnet.model.MatchingNetwork."
+        ) from err
+
+
+def check_keys(node: DictConfig | None, prefix: str) -> None:
+    """Every key of a ``_target_`` node (recursively) must be a parameter of what it builds."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return
+    target = _target(node, prefix)
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):  # builtins without a signature: let them judge
+        return
+    params = signature.parameters
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key in node:
+        if isinstance(key, str) and key.startswith("_") and key.endswith("_"):
+            continue
+        if not open_ended and key not in params:
+            positional = inspect.Parameter.VAR_POSITIONAL
+            known = sorted(name for name, p in params.items() if p.kind is not positional)
+            raise MatchnetError(
+                f"{prefix}{key} is not a setting of {node._target_}; known settings: {', '.join(known)}. "
+                f"Remove it or fix its spelling."
+            )
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            check_keys(child, f"{prefix}{key}.")
+
+
+def _group_nodes(group: DictConfig | None) -> Iterable[tuple[str, DictConfig]]:
+    """``(name, node)`` of every ``_target_`` entry of a group of several (callbacks, logger)."""
+    if not isinstance(group, DictConfig):
+        return []
+    return [(str(k), v) for k, v in group.items() if isinstance(v, DictConfig) and "_target_" in v]
+
+
+def validate_data(data: DictConfig | None) -> None:
+    """Check the data group's keys and settings (train and eval)."""
+    if data is None:
+        raise MatchnetError("The data group is missing; choose one, e.g. data=omniglot.")
+    check_keys(data, "data.")
+    check_rules(data, data_rules(data.get("_target_")), "data.")
+
+
+def _check_encoder_size(model: DictConfig | None) -> None:
+    """An encoder of ``blocks`` halving blocks needs images of at least ``2**blocks`` pixels."""
+    encoder = model.get("encoder") if model is not None else None
+    if not isinstance(encoder, DictConfig) or "blocks" not in encoder or "image_size" not in encoder:
+        return
+    size = _value(encoder, "image_size", "model.encoder.")
+    blocks = _value(encoder, "blocks", "model.encoder.")
+    if size < 2**blocks:
+        raise MatchnetError(
+            f"model.encoder.image_size={size} (data.image_size) is too small for "
+            f"model.encoder.blocks={blocks}: "
+            f"each block halves the image, so it must be at least 2**blocks = {2**blocks}. Raise "
+            "data.image_size or lower model.encoder.blocks."
+        )
+
+
+def _check_nan_policy(cfg: DictConfig) -> None:
+    """``nan_policy=skip`` needs one process: a rank that skips would stall the others' all-reduce."""
+    trainer = cfg.get("trainer")
+    if cfg.get("nan_policy") != "skip" or not isinstance(trainer, DictConfig):
+        return
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    several = (_is_int(devices) and devices > 1) or isinstance(devices, ListConfig) and len(devices) > 1
+    if several or (_is_int(nodes) and nodes > 1):
+        raise MatchnetError(
+            f"nan_policy=skip with trainer.devices={devices} and trainer.num_nodes={nodes} is not supported: "
+            "under DDP a process that skips an episode leaves the others waiting for its gradients. "
+            "Use nan_policy=stop with several processes."
+        )
+
+
+def validate(cfg: DictConfig, task: str = "train") -> None:
+    """Check ``cfg`` before anything is built; a :class:`MatchnetError` names the first bad setting.
+
+    Args:
+        cfg: the composed config of ``src/train.py`` (``task="train"``) or ``src/eval.py`` (``"eval"``).
+        task: which entry point; eval has no model, optimizer or callbacks groups.
+    """
+    check_rules(cfg, {k: r for k, r in TOP_RULES.items() if k in cfg}, "")
+    if task == "train":
+        validate_data(cfg.get("data"))
+        for group in ("model", "optimizer", "scheduler"):
+            node = cfg.get(group)
+            if node is None and group != "scheduler":
+                raise MatchnetError(f"The {group} group is missing; choose one (see conf/{group}/).")
+            check_keys(node, f"{group}.")
+        check_rules(cfg.get("model"), model_rules(), "model.")
+        _check_encoder_size(cfg.get("model"))
+        _check_nan_policy(cfg)
+        check_rules(cfg.get("optimizer"), OPTIMIZER_RULES, "optimizer.")
+        check_rules(cfg.get("scheduler"), SCHEDULER_RULES, "scheduler.")
+        for name, node in _group_nodes(cfg.get("callbacks")):
+            check_keys(node, f"callbacks.{name}.")
+    elif cfg.get("data") is not None:
+        check_keys(cfg.data, "data.")
+    check_keys(cfg.get("trainer"), "trainer.")
+    check_rules(cfg.get("trainer"), TRAINER_RULES, "trainer.")
+    for name, node in _group_nodes(cfg.get("logger")):
+        check_keys(node, f"logger.{name}.")

@@ -1,0 +1,322 @@
+"""Multi-process training (Lightning DDP) under Hydra: one run directory per job, whatever the launcher.
+
+Lightning's ``ddp`` strategy starts ranks ``1..N-1`` of a node by running the entry script again
+(its subprocess launcher). Under Hydra, Lightning's own child command (``sys.argv`` plus
+``hydra.run.dir``) suits a single run only: inside a multirun the child sees ``-m`` and starts a
+sweep of its own, its run directory is the ``hydra.run.dir`` pattern instead of the job's sweep
+sub-directory, and under the joblib or submitit launchers ``sys.argv`` is not even the user's script.
+
+:class:`HydraDDPStrategy` (``trainer=ddp``) is Lightning's ``DDPStrategy`` with a launcher that builds
+the child command from the *job's* Hydra config instead: the entry script (recorded by the
+:class:`EntryPoint` Hydra callback when the app starts), the job's task overrides (one value each, no
+``-m``) and ``hydra.run.dir=<this job's output dir> hydra.output_subdir=null``. Every rank of a job
+therefore works in the same directory, a child never starts a sweep, and only rank 0 writes
+``.hydra/``. Where a cluster starts the processes itself (SLURM ``srun``, ``torchrun``), Lightning
+detects it and nothing is launched.
+
+:func:`job_scope` wraps one job: on its way out it waits for (or, on error, stops) the children,
+destroys the process group and restores the ``MASTER_*``/``*_RANK``/``WORLD_SIZE`` variables, so the
+next job of a sequential sweep starts a fresh process group. :func:`is_global_zero` tells the entry
+points whether to write ``result.json`` and print the result line; :func:`instantiate_trainer` and
+:func:`check_episodes` turn bad device or episode settings into a :class:`~matchnet.errors.MatchnetError`
+before any process is started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch.distributed as dist
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
+from lightning_fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from lightning_utilities.core.rank_zero import rank_zero_only
+from omegaconf import DictConfig
+from pytorch_lightning.accelerators import CPUAccelerator
+from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+from matchnet.errors import MatchnetError
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_ENV = "MATCHNET_ENTRY_POINT"
+"""Environment variable holding the JSON command (``[python, script]``) that started the Hydra app."""
+
+DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+"""What the subprocess launcher sets in the launching process's environment."""
+
+CHILD_EXIT_TIMEOUT_S = 300.0
+"""How long the launching process waits for its child ranks once its own job is done."""
+
+# Hydra overrides that describe the launch, not the job: a child rank must not inherit them.
+_LAUNCH_KEYS = (
+    "hydra.run.",
+    "hydra.sweep.",
+    "hydra.launcher",
+    "hydra/launcher",
+    "hydra.sweeper",
+    "hydra/sweeper",
+    "hydra.mode",
+    "hydra.output_subdir",
+    "hydra.job.name",
+    "hydra.job.num",
+    "hydra.job.id",
+)
+_launchers: list[HydraSubprocessLauncher] = []
+
+
+def _main_command() -> list[str]:
+    """How this interpreter's ``__main__`` was started (as Lightning's subprocess launcher sees it)."""
+    import __main__
+
+    spec = getattr(__main__, "__spec__", None)
+    if spec is not None and spec.name:
+        return [sys.executable, "-m", spec.name]
+    return [sys.executable, os.path.abspath(sys.argv[0])]
+
+
+class EntryPoint(Callback):
+    """Hydra callback: records the command that started the app in ``$MATCHNET_ENTRY_POINT``.
+
+    It runs in the launching process before any job, so the job processes of the joblib and
+    submitit launchers (whose ``sys.argv`` is the launcher's) inherit it and can start DDP ranks.
+    Each app start records its own command (an app started from inside a job must not inherit
+    the outer app's).
+    """
+
+    def _record(self) -> None:
+        os.environ[ENTRY_POINT_ENV] = json.dumps(_main_command())
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._record()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._record()
+
+
+def entry_command() -> list[str]:
+    """The command that started the Hydra app: ``$MATCHNET_ENTRY_POINT``, else this process's own."""
+    recorded = os.environ.get(ENTRY_POINT_ENV)
+    return list(json.loads(recorded)) if recorded else _main_command()
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("~+")
+
+
+def _quote(value: str) -> str:
+    """``value`` as a quoted Hydra override value."""
+    if "'" not in value:
+        return f"'{value}'"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def child_command(local_rank: int) -> tuple[list[str], str]:
+    """The command and working directory that run local rank ``local_rank`` of the current Hydra job.
+
+    One run (never ``-m``) of the same entry script and config with the job's task overrides,
+    its non-launch Hydra overrides, and the job's output directory as ``hydra.run.dir``.
+    """
+    hydra_cfg = HydraConfig.get()
+    command = entry_command()
+    if hydra_cfg.job.config_name:
+        command.append(f"--config-name={hydra_cfg.job.config_name}")
+    for source in hydra_cfg.runtime.config_sources:
+        if source.provider == "command-line" and source.schema == "file":
+            command.append(f"--config-dir={source.path}")
+    command += list(hydra_cfg.overrides.task)
+    command += [o for o in hydra_cfg.overrides.hydra if not _key(o).startswith(_LAUNCH_KEYS)]
+    command += [
+        f"hydra.run.dir={_quote(str(hydra_cfg.runtime.output_dir))}",
+        "hydra.output_subdir=null",
+        f"hydra.job.name={hydra_cfg.job.name}_rank{local_rank}",
+    ]
+    return command, str(hydra_cfg.runtime.cwd)
+
+
+class _StoppableObserver(_ChildProcessObserver):
+    """Lightning's child-process watchdog (a crashed rank takes the job down), which can be stopped."""
+
+    stopped = False
+
+    def _run(self) -> bool:
+        return True if self.stopped else super()._run()
+
+
+class HydraSubprocessLauncher(_SubprocessScriptLauncher):
+    """Lightning's subprocess launcher with the child command of :func:`child_command` under Hydra."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._observer: _StoppableObserver | None = None
+
+    def launch(self, function: Any, *args: Any, trainer: pl.Trainer | None = None, **kwargs: Any) -> Any:
+        if not HydraConfig.initialized():
+            return super().launch(function, *args, trainer=trainer, **kwargs)
+        self.cluster_environment.validate_settings(num_devices=self.num_processes, num_nodes=self.num_nodes)
+        if not self.cluster_environment.creates_processes_externally:
+            self._call_children_scripts()
+            self._observer = _StoppableObserver(main_pid=os.getpid(), child_processes=self.procs)
+            self._observer.start()
+            _launchers.append(self)
+        from lightning_fabric.utilities.distributed import _set_num_threads_if_needed
+
+        _set_num_threads_if_needed(num_processes=self.num_processes)
+        return function(*args, **kwargs)
+
+    def _call_children_scripts(self) -> None:
+        self._check_can_spawn_children()
+        self.procs = []
+        os.environ["MASTER_ADDR"] = self.cluster_environment.main_address
+        os.environ["MASTER_PORT"] = str(self.cluster_environment.main_port)
+        os.environ["NODE_RANK"] = str(self.cluster_environment.node_rank())
+        os.environ["LOCAL_RANK"] = str(self.cluster_environment.local_rank())
+        os.environ["WORLD_SIZE"] = f"{self.num_processes * self.num_nodes}"
+        for local_rank in range(1, self.num_processes):
+            env = os.environ.copy()
+            env["LOCAL_RANK"] = str(local_rank)
+            if os.environ.get("PL_GLOBAL_SEED") is None:
+                env.pop("PL_GLOBAL_SEED", None)
+            command, cwd = child_command(local_rank)
+            log.info("Starting DDP rank %d: %s", local_rank, " ".join(command))
+            self.procs.append(subprocess.Popen(command, env=env, cwd=cwd))
+
+    def finish(self, failed: bool) -> None:
+        """Stop watching the children, then wait for them (or, when the job ``failed``, kill them)."""
+        if self._observer is not None:
+            self._observer.stopped = True
+        for proc in self.procs:
+            if not failed:
+                try:
+                    proc.wait(timeout=CHILD_EXIT_TIMEOUT_S)
+                    continue
+                except subprocess.TimeoutExpired:
+                    log.warning("DDP child process %d did not exit; killing it.", proc.pid)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+class HydraDDPStrategy(DDPStrategy):
+    """Lightning's ``DDPStrategy`` whose child ranks re-enter the current Hydra job (see module doc).
+
+    Takes ``DDPStrategy``'s arguments (``process_group_backend``: ``None`` picks NCCL on GPUs and
+    Gloo on CPUs; ``find_unused_parameters``, ``timeout``, ...). ``start_method`` must stay
+    ``"popen"``: with ``spawn``/``fork`` (``ddp_spawn``) Lightning hands only the weights and logged
+    metrics back to the launching process, not the test episodes' accuracies that the result is made of.
+    """
+
+    def _configure_launcher(self) -> None:
+        if self._start_method != "popen":
+            raise MatchnetError(
+                f"trainer.strategy.start_method={self._start_method!r} is not supported: matchnet's DDP "
+                "runs every rank as its own process (start_method=popen, the default); remove the setting."
+            )
+        assert self.cluster_environment is not None
+        self._launcher = HydraSubprocessLauncher(self.cluster_environment, self.num_processes, self.num_nodes)
+
+
+def is_global_zero() -> bool:
+    """Whether this process is global rank 0 (always true outside distributed runs).
+
+    Lightning sets the rank once the processes are up; before that it comes from ``RANK``,
+    ``LOCAL_RANK`` or ``SLURM_PROCID``.
+    """
+    return int(getattr(rank_zero_only, "rank", 0)) == 0
+
+
+@contextmanager
+def job_scope() -> Iterator[None]:
+    """Run one job; then end the child ranks and process group it started and restore the environment."""
+    saved = {name: os.environ.get(name) for name in DDP_ENV}
+    first = len(_launchers)
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        launched = _launchers[first:]
+        del _launchers[first:]
+        for launcher in launched:
+            launcher.finish(failed)
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        if launched:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def instantiate_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
+    """``hydra.utils.instantiate(trainer_cfg, **kwargs)``, with device settings checked.
+
+    Raises:
+        MatchnetError: more devices than the machine has (GPUs, or CPU cores for
+            ``accelerator=cpu`` processes), or another device setting Lightning rejects.
+    """
+    try:
+        trainer: pl.Trainer = hydra.utils.instantiate(trainer_cfg, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if not isinstance(cause, MisconfigurationException):
+            raise
+        raise MatchnetError(
+            f"Lightning rejected the trainer settings (trainer.accelerator="
+            f"{trainer_cfg.get('accelerator')!r}, trainer.devices={trainer_cfg.get('devices')!r}, "
+            f"trainer.num_nodes={trainer_cfg.get('num_nodes')!r}): {cause} Ask for devices this machine "
+            "has (fewer trainer.devices, or trainer.accelerator=cpu)."
+        ) from err
+    cpus = _available_cpus()
+    if isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices > cpus:
+        raise MatchnetError(
+            f"trainer.devices={trainer.num_devices} CPU processes but this machine has only {cpus} "
+            f"CPU cores; set trainer.devices to at most {cpus}."
+        )
+    return trainer
+
+
+_EPISODE_KEYS = {"train": "train_episodes_per_epoch", "val": "val_episodes", "test": "test_episodes"}
+
+
+def check_episodes(trainer: pl.Trainer, datamodule: Any, stages: Sequence[str]) -> None:
+    """Every process must get at least one episode of each of ``stages``.
+
+    Training episodes per epoch are split evenly over the ``W = trainer.world_size`` processes
+    (``floor(E / W)`` each, one optimiser step per ``W`` episodes); validation and test episodes
+    are split without padding, so each is counted exactly once.
+
+    Raises:
+        MatchnetError: a stage has fewer episodes than processes.
+    """
+    world = trainer.world_size
+    episodes = getattr(datamodule, "episodes", {})
+    for stage in stages:
+        count = episodes.get(stage)
+        if world > 1 and count is not None and count < world:
+            key = _EPISODE_KEYS[stage]
+            raise MatchnetError(
+                f"data.{key}={count} is fewer than the {world} DDP processes (trainer.devices x "
+                f"trainer.num_nodes), so a process would get no {stage} episode; set data.{key} to at "
+                f"least {world} or use fewer devices."
+            )

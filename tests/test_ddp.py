@@ -1,0 +1,270 @@
+"""Distributed training (``trainer=ddp``): 2 Gloo processes on CPU, episode splits, rank-0 outputs, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from matchnet import distributed
+from matchnet.errors import MatchnetError
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
+# Two CPU processes with Gloo; E = 5 training episodes per epoch -> 2 per rank (one dropped), 7 test
+# episodes -> 4 + 3 (no padding), 3 validation episodes -> 2 + 1.
+DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+TINY = [
+    "trainer.max_epochs=2",
+    "data.train_episodes_per_epoch=5",
+    "data.val_episodes=3",
+    "data.test_episodes=7",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def run(
+    *overrides: str, cwd: Path, check: bool = True, script: str = "train.py"
+) -> subprocess.CompletedProcess[str]:
+    """``src/<script>`` with ``overrides`` from ``cwd``; ``tests/`` is importable (for the probe callback)."""
+    env = os.environ | {
+        "WANDB_SILENT": "true",
+        "HYDRA_FULL_ERROR": "0",
+        "MATCHNET_DATA_ROOT": str(DATA_ROOT),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+    }
+    env.pop(distributed.ENTRY_POINT_ENV, None)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "src" / script), *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
+def run_eval(*overrides: str, cwd: Path) -> dict:
+    """``src/eval.py`` on one CPU process; its result line."""
+    proc = run(*overrides, "trainer.accelerator=cpu", "logger=none", cwd=cwd, script="eval.py")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def ddp_cpu_ok() -> bool:
+    return distributed._available_cpus() >= 2
+
+
+needs_two_cpus = pytest.mark.skipif(not ddp_cpu_ok(), reason="needs 2 CPU cores for 2 DDP processes")
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+@needs_two_cpus
+def test_two_gloo_processes_split_episodes_and_write_one_run(omniglot_root: Path, tmp_path: Path) -> None:
+    from ddp_probe import episode_hash
+    from matchnet.data import OmniglotDataModule
+
+    probe = tmp_path / "probe"
+    proc = run(
+        *DDP,
+        *TINY,
+        "+callbacks.probe._target_=ddp_probe.EpisodeProbe",
+        f"+callbacks.probe.out_dir={probe}",
+        f"hydra.run.dir={tmp_path}/run",
+        cwd=tmp_path,
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Every test episode counted exactly once over both ranks; 2 epochs x 2 steps x 2 episodes trained.
+    assert result["episodes"] == 7
+    assert result["train_episodes"] == 2 * 2 * 2
+    assert sum(line.startswith("{") for line in proc.stdout.splitlines()) == 1, "one result line"
+
+    ranks = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
+    # Each rank draws its own episodes of the one seeded stream: epoch e, rank r -> e * 5 + r, e * 5 + 2 + r.
+    datamodule = OmniglotDataModule(
+        root=str(omniglot_root), download=False, train_episodes_per_epoch=5, val_episodes=3, test_episodes=7
+    )
+    datamodule.setup()
+    train = datamodule.dataset("train")
+    for rank, seen in enumerate(ranks):
+        expected = [[e, episode_hash(train[e * 5 + i])] for e in (0, 1) for i in (rank, rank + 2)]
+        assert seen["train"] == expected
+    train_hashes = [h for seen in ranks for _, h in seen["train"]]
+    assert len(set(train_hashes)) == len(train_hashes) == 8
+    # Validation and test: disjoint shares, together exactly the fixed episodes (no padding).
+    test = datamodule.dataset("test")
+    assert sorted(ranks[0]["test"] + ranks[1]["test"]) == sorted(episode_hash(test[n]) for n in range(7))
+    assert (len(ranks[0]["test"]), len(ranks[1]["test"])) == (4, 3)
+    val = datamodule.dataset("val")
+    for epoch in (0, 1):
+        shares = [[h for e, h in seen["val"] if e == epoch] for seen in ranks]
+        assert sorted(shares[0] + shares[1]) == sorted(episode_hash(val[n]) for n in range(3))
+
+    # One run directory: one checkpoint folder, one W&B run, one result, rank 0's .hydra only.
+    run_dir = tmp_path / "run"
+    assert {p.name for p in tmp_path.iterdir()} == {"probe", "run"}, "one run directory"
+    assert [p for p in run_dir.rglob("checkpoints") if p.is_dir()] == [run_dir / "checkpoints"]
+    assert Path(result["ckpt_path"]).parent == run_dir / "checkpoints"
+    assert len(list(run_dir.glob("wandb/offline-run-*"))) == 1
+    assert len(list(run_dir.rglob("result.json"))) == 1
+    assert len(list(run_dir.rglob(".hydra"))) == 1
+    assert json.loads((run_dir / "result.json").read_text())["episodes"] == 7
+
+    # The metrics were reduced over both ranks: one process on the same checkpoint agrees exactly.
+    single = run_eval(f"ckpt_path={result['ckpt_path']}", f"hydra.run.dir={tmp_path}/eval", cwd=tmp_path)
+    assert (single["test_acc"], single["test_acc_ci95"], single["episodes"]) == (
+        result["test_acc"],
+        result["test_acc_ci95"],
+        7,
+    )
+
+
+@pytest.mark.slow
+@needs_two_cpus
+def test_ddp_sweep_jobs_keep_their_own_directory(omniglot_root: Path, tmp_path: Path) -> None:
+    """Inside a multirun every job's ranks share the job's folder and no rank starts a sweep."""
+    sweep = tmp_path / "multirun"
+    run(
+        "-m",
+        *DDP,
+        "model.fce=true,false",
+        "trainer.max_epochs=1",
+        "data.train_episodes_per_epoch=2",
+        "data.val_episodes=2",
+        "data.test_episodes=3",
+        "logger=csv",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert jobs == ["0", "1"]
+    for job in jobs:
+        result = json.loads((sweep / job / "result.json").read_text())
+        assert result["status"] == "ok" and result["episodes"] == 3 and result["train_episodes"] == 2
+    assert {p.name for p in tmp_path.iterdir()} == {"multirun"}
+    assert (sweep / "summary.csv").read_text().count(",ok,") == 2
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["trainer.accelerator=gpu", "trainer.devices=64"], "trainer.devices"),
+        (["trainer.accelerator=cpu", f"trainer.devices={distributed._available_cpus() + 1}"], "CPU cores"),
+        (["trainer.accelerator=cpu", "trainer.devices=2", "data.test_episodes=1"], "data.test_episodes=1"),
+        (
+            ["trainer.accelerator=cpu", "trainer.devices=2", "data.train_episodes_per_epoch=1"],
+            "train_episodes",
+        ),
+    ],
+)
+def test_bad_ddp_settings_fail_cleanly(tmp_path: Path, overrides: list[str], needle: str) -> None:
+    if "trainer.devices=2" in overrides and not ddp_cpu_ok():
+        pytest.skip("needs 2 CPU cores")
+    proc = run(
+        "trainer=ddp", *overrides, "logger=none", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path, check=False
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------- units
+
+
+def test_child_command_reenters_the_job_not_the_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(distributed.ENTRY_POINT_ENV, json.dumps(["python", "/src/train.py"]))
+    overrides = ["trainer=ddp", "model.fce=false"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=[*overrides, "hydra/launcher=submitit_local"], return_hydra_config=True
+        )
+    hydra_cfg = cfg.hydra
+    with open_dict(hydra_cfg):
+        hydra_cfg.runtime.output_dir = str(tmp_path / "sweep it" / "3")
+        hydra_cfg.runtime.cwd = str(tmp_path)
+        hydra_cfg.job.name = "train"
+        hydra_cfg.job.config_name = "train"
+        hydra_cfg.overrides.task = overrides
+        hydra_cfg.overrides.hydra = [
+            "hydra.sweep.dir=/elsewhere",
+            "hydra/launcher=submitit_local",
+            "hydra.mode=MULTIRUN",
+            "hydra.job.chdir=false",
+        ]
+    saved = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(cfg)
+    try:
+        command, cwd = distributed.child_command(1)
+    finally:
+        HydraConfig.instance().cfg = saved
+    assert command[:2] == ["python", "/src/train.py"]
+    assert "-m" not in command and "--multirun" not in command
+    assert command[2:] == [
+        "--config-name=train",
+        "trainer=ddp",
+        "model.fce=false",
+        "hydra.job.chdir=false",
+        f"hydra.run.dir='{tmp_path / 'sweep it' / '3'}'",
+        "hydra.output_subdir=null",
+        "hydra.job.name=train_rank1",
+    ]
+    assert cwd == str(tmp_path)
+
+
+def test_entry_point_is_recorded_at_app_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(distributed.ENTRY_POINT_ENV, json.dumps(["python", "outer_app.py"]))
+    assert distributed.entry_command() == ["python", "outer_app.py"]
+    distributed.EntryPoint().on_multirun_start(config=None)  # type: ignore[arg-type]
+    assert distributed.entry_command() == distributed._main_command()
+    assert distributed.entry_command()[0] == sys.executable
+    monkeypatch.delenv(distributed.ENTRY_POINT_ENV)
+    assert distributed.entry_command() == distributed._main_command()
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_training_sampler_deals_disjoint_episodes(world: int) -> None:
+    from matchnet.data.episodes import EpisodeSampler
+
+    dataset = type("Fake", (), {"__len__": lambda self: 7})()
+    for epoch in (0, 3):
+        shares = []
+        for rank in range(world):
+            sampler = EpisodeSampler(dataset, num_replicas=world, rank=rank)
+            sampler.set_epoch(epoch)
+            shares.append(list(sampler))
+        assert len({len(s) for s in shares}) == 1, "equal steps per rank"
+        flat = [n for share in shares for n in share]
+        assert len(set(flat)) == len(flat) == (7 // world) * world
+        assert all(epoch * 7 <= n < (epoch + 1) * 7 for n in flat)
+
+
+def test_check_episodes_names_the_setting() -> None:
+    datamodule = SimpleNamespace(episodes={"train": 8, "val": 3, "test": 2})
+    trainer = SimpleNamespace(world_size=3)
+    distributed.check_episodes(trainer, datamodule, ("train", "val"))  # type: ignore[arg-type]
+    with pytest.raises(MatchnetError, match=r"data.test_episodes=2 .* 3 DDP processes"):
+        distributed.check_episodes(trainer, datamodule, ("test",))  # type: ignore[arg-type]
+    distributed.check_episodes(SimpleNamespace(world_size=1), datamodule, ("test",))  # type: ignore[arg-type]

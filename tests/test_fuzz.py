@@ -1,0 +1,245 @@
+"""Property-based tests: any episode / model / optimiser settings either train for a few steps or stop
+with a MatchnetError before training; random bytes as images always give a MatchnetError naming the
+file. Training runs in-process on the fake Omniglot archives (tests/data/omniglot_fakes.py)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from matchnet.cli import user_error
+from matchnet.data import load_image, omniglot
+from matchnet.errors import MatchnetError
+from matchnet.pipeline import train
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "data"))  # omniglot_fakes
+
+from omniglot_fakes import FAKE_COUNTS, fake_members  # noqa: E402
+
+FAST = settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@pytest.fixture(scope="module")
+def fake_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Fake Omniglot zips (7 alphabets of 3 characters), their counts made the expected ones."""
+    import zipfile
+
+    root = tmp_path_factory.mktemp("omniglot")
+    for set_name in omniglot.SETS:
+        with zipfile.ZipFile(root / f"images_{set_name}.zip", "w") as archive:
+            for name, data in fake_members(set_name).items():
+                archive.writestr(name, data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(omniglot, "EXPECTED_COUNTS", FAKE_COUNTS)
+        yield root
+
+
+def _value(value: object) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# Values the config validation accepts; they can still clash with the data (too many ways for the
+# split, shot + query > 20 drawings, within_alphabet with big ways, an image too small for Conv4).
+episode = st.fixed_dictionaries(
+    {
+        "data.way": st.integers(2, 9),
+        "data.shot": st.integers(1, 4),
+        "data.query": st.integers(1, 4),
+        "data.train_way": st.one_of(st.none(), st.integers(2, 30)),
+        "data.train_shot": st.one_of(st.none(), st.integers(1, 18)),
+        "data.split": st.sampled_from(["vinyals", "lake"]),
+        "data.rotations": st.booleans(),
+        "data.within_alphabet": st.booleans(),
+        "data.image_size": st.sampled_from([8, 16, 28]),
+    }
+)
+model = st.fixed_dictionaries(
+    {
+        "model.fce": st.booleans(),
+        "model.fce_steps": st.integers(0, 3),
+        "model.distance": st.sampled_from(["cosine", "euclidean", "dot"]),
+        "model.temperature": st.sampled_from([1.0, 0.1, 10.0]),
+        "model.learn_temperature": st.booleans(),
+        "optimizer.lr": st.sampled_from([1e-3, 0.1, 1e4]),
+        "nan_policy": st.sampled_from(["stop", "skip"]),
+    }
+)
+# At most one setting the config validation must reject.
+INVALID = {
+    "data.way": [0, 1, "x"],
+    "data.shot": [0, -1],
+    "data.query": [0],
+    "data.split": ["bogus"],
+    "data.image_size": [0, 500],
+    "model.fce_steps": [-1],
+    "model.distance": ["bogus"],
+    "model.temperature": [0.0, -1.0],
+    "optimizer.lr": [0.0, -1e-3],
+    "nan_policy": ["ignore"],
+}
+broken = st.one_of(
+    st.none(), st.sampled_from([(key, value) for key, values in INVALID.items() for value in values])
+)
+
+
+VALID_EPISODE = {
+    "data.way": 3, "data.shot": 1, "data.query": 2, "data.train_way": None, "data.train_shot": None,
+    "data.split": "vinyals", "data.rotations": True, "data.within_alphabet": False, "data.image_size": 16,
+}
+VALID_MODEL = {
+    "model.fce": True, "model.fce_steps": 1, "model.distance": "cosine", "model.temperature": 1.0,
+    "model.learn_temperature": False, "optimizer.lr": 1e-3, "nan_policy": "stop",
+}
+TRAINED: list[dict] = []
+
+
+@FAST
+@example(episode=VALID_EPISODE, model=VALID_MODEL, broken=None)
+@example(
+    episode=VALID_EPISODE | {"data.split": "lake", "data.within_alphabet": True},
+    model=VALID_MODEL,
+    broken=None,
+)
+@given(episode=episode, model=model, broken=broken)
+def test_any_settings_train_or_fail_cleanly(
+    fake_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    episode: dict,
+    model: dict,
+    broken: tuple[str, object] | None,
+) -> None:
+    run_dir = tmp_path_factory.mktemp("run")
+    settings_ = episode | model | dict([broken] if broken else [])
+    overrides = [f"{key}={_value(value)}" for key, value in settings_.items()] + [
+        f"data.root={fake_root}",
+        "data.download=false",
+        "data.train_episodes_per_epoch=2",
+        "data.val_episodes=1",
+        "data.test_episodes=2",
+        "+trainer.num_sanity_val_steps=0",
+        "model.encoder.hidden=8",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        f"trainer.default_root_dir={run_dir}",
+        f"callbacks.checkpoint.dirpath={run_dir}/checkpoints",
+        "~callbacks.progress_bar",
+        "+trainer.enable_progress_bar=false",
+        "logger=none",
+    ]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    try:
+        result = train(cfg)
+    except Exception as raised:
+        err = user_error(raised)  # what the entry points print cleanly; anything else is a bug
+        if err is None:
+            raise
+        named = ("data.", "model.", "optimizer.", "trainer.", "nan_policy", str(fake_root))
+        assert any(name in str(err) for name in named), err  # names a setting or a file
+        if broken:
+            assert f"{broken[0]}=" in str(err)  # the broken setting is the one named
+        return
+    assert broken is None, f"{broken} was accepted"
+    assert result["train_episodes"] <= 2 and result["episodes"] == 2
+    assert 0.0 <= result["test_acc"] <= 1.0
+    TRAINED.append(result)
+
+
+def test_some_fuzzed_settings_trained() -> None:
+    """Runs after the property test (file order): the success path was exercised, not only errors."""
+    assert TRAINED, "no fuzzed setting trained; the property test only saw configuration errors"
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.binary(max_size=200).map(lambda b: b"\x89PNG\r\n\x1a\n" + b),
+        st.binary(max_size=200).map(lambda b: b"\xff\xd8\xff\xe0" + b),  # JPEG
+        st.binary(max_size=200).map(lambda b: b"GIF89a" + b),
+    ),
+    size=st.integers(1, 40),
+)
+def test_random_bytes_as_an_image_are_named(tmp_path: Path, data: bytes, size: int) -> None:
+    path = tmp_path / "image.png"
+    path.write_bytes(data)
+    try:
+        image = load_image(path, size)
+    except MatchnetError as err:
+        assert str(path) in str(err)
+        return
+    assert tuple(image.shape) == (1, size, size)  # a (tiny) valid image is fine too
+
+
+def test_truncated_real_png_is_named(tmp_path: Path) -> None:
+    png = next(iter(fake_members("background").values()))
+    for cut in (8, 30, len(png) // 2):
+        path = tmp_path / f"cut{cut}.png"
+        path.write_bytes(png[:cut])
+        with pytest.raises(MatchnetError, match=str(path)):
+            load_image(path, 28)
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of an untrained small network (28x28 gray images), as src/train.py stores them."""
+    from omegaconf import OmegaConf
+
+    from matchnet.module import MatchingNetModule
+
+    cfg = OmegaConf.load(ROOT / "conf" / "model" / "encoder" / "conv4.yaml")
+    encoder = {"_target_": cfg._target_, "in_channels": 1, "hidden": 8, "blocks": 4, "image_size": 28}
+    model = {"_target_": "matchnet.model.MatchingNetwork", "encoder": encoder, "fce": True, "fce_steps": 1}
+    module = MatchingNetModule(model=model, optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3})
+    path = tmp_path_factory.mktemp("ckpt") / "small.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+PNGS = list(fake_members("evaluation").values())[:5]
+image_bytes = st.one_of(
+    st.sampled_from(PNGS),  # real drawings
+    st.binary(max_size=120),
+    st.binary(max_size=120).map(lambda b: b"\x89PNG\r\n\x1a\n" + b),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(support=[[PNGS[0]], [PNGS[1], PNGS[2]]], queries=[PNGS[3], PNGS[4]])
+@given(
+    support=st.lists(st.lists(image_bytes, max_size=3), max_size=4),
+    queries=st.lists(image_bytes, max_size=3),
+)
+def test_predict_on_any_folders_classifies_or_names_the_file(
+    small_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory, support: list, queries: list
+) -> None:
+    from matchnet.classifier import OneShotClassifier, query_files, support_from_folder
+
+    root = tmp_path_factory.mktemp("predict")
+    for c, images in enumerate(support):
+        (root / "support" / f"class{c}").mkdir(parents=True)
+        for i, data in enumerate(images):
+            (root / "support" / f"class{c}" / f"{i}.png").write_bytes(data)
+    (root / "queries").mkdir()
+    for i, data in enumerate(queries):
+        (root / "queries" / f"q{i}.png").write_bytes(data)
+    try:
+        paths, labels = support_from_folder(root / "support")
+        found = query_files(root / "queries")
+        classifier = OneShotClassifier.from_checkpoint(small_checkpoint).fit(paths, labels)
+        predicted, probs = classifier.predict(found)
+    except MatchnetError as err:
+        assert str(root) in str(err)  # names the folder or file at fault
+        return
+    assert len(predicted) == len(found) == probs.shape[0] and set(predicted) <= set(labels)
+    assert torch.allclose(probs.sum(dim=1), torch.ones(len(found)), atol=1e-4)

@@ -1,0 +1,105 @@
+"""Sweeps through Hydra launcher plugins: submitit (local, SLURM config) and joblib."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
+# Two quick jobs: a few episodes of each stage, no loggers.
+SWEEP = [
+    "-m",
+    "model.fce=true,false",
+    "trainer.max_epochs=1",
+    "data.train_episodes_per_epoch=2",
+    "data.val_episodes=1",
+    "data.test_episodes=3",
+    "logger=none",
+]
+
+
+def run(*overrides: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {
+        "WANDB_SILENT": "true",
+        "HYDRA_FULL_ERROR": "0",
+        "MATCHNET_DATA_ROOT": str(DATA_ROOT),
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "src" / "train.py"), *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
+def check_sweep(sweep: Path) -> None:
+    """Both jobs finished with their own settings and the summary lists them."""
+    fce = [json.loads((sweep / str(job) / "result.json").read_text()) for job in (0, 1)]
+    assert [r["status"] for r in fce] == ["ok", "ok"]
+    assert [r["fce"] for r in fce] == [True, False]
+    assert all(r["episodes"] == 3 for r in fce)
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(row["job"], row["status"]) for row in rows] == [("0", "ok"), ("1", "ok")]
+    assert [row["overrides"].split()[0].lower() for row in rows] == ["model.fce=true", "model.fce=false"]
+    markdown = (sweep / "summary.md").read_text()
+    assert sum(line.startswith("| ") for line in markdown.splitlines()) == 3  # header + two jobs
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep(omniglot_root: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "multirun"
+    run(
+        *SWEEP,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    check_sweep(sweep)
+    assert list((sweep / ".submitit").iterdir()), "submitit ran the jobs"
+
+
+@pytest.mark.slow
+def test_joblib_sweep(omniglot_root: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "multirun"
+    run(*SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    check_sweep(sweep)
+
+
+@pytest.mark.slow
+def test_unknown_launcher_fails_cleanly(tmp_path: Path) -> None:
+    proc = run("-m", "hydra/launcher=nonexistent", "logger=none", cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "hydra/launcher/nonexistent" in proc.stderr and "submitit_slurm" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_slurm_launcher_follows_the_trainer() -> None:
+    """``hydra/launcher=slurm``: one task per GPU, nodes and GPUs from the trainer, documented limits."""
+    overrides = ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=[*overrides, "hydra.launcher.partition=gpu"], return_hydra_config=True
+        )
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher["gpus_per_node"], launcher["tasks_per_node"], launcher["nodes"]) == (4, 4, 2)
+    assert launcher["partition"] == "gpu"
+    assert launcher["timeout_min"] > 0 and launcher["array_parallelism"] > 0
