@@ -291,7 +291,7 @@ def _finished(run_dir: Path, overrides: list[str]) -> dict[str, Any] | None:
     if result.get("status") != "ok":
         return None
     # A run resumed from its own checkpoint (ckpt_path=...) is the same training.
-    done = [o for o in result.get("overrides", []) if not o.startswith("ckpt_path=")]
+    done = [o for o in result.get("overrides", []) if not (o.startswith("ckpt_path=") and o not in overrides)]
     if sorted(done) != sorted(overrides):
         raise BenchmarkError(
             f"{run_dir} holds a run with other overrides ({result.get('overrides')}) than planned "
@@ -308,6 +308,12 @@ def _wall_time(run_dir: Path) -> float:
     start = run_dir / ".hydra" / "config.yaml"
     end = run_dir / "result.json"
     return end.stat().st_mtime - start.stat().st_mtime if start.is_file() else float("nan")
+
+
+def _run_note(run_dir: Path) -> str:
+    """A remark recorded beside a run (e.g. that it was interrupted and resumed), or ''."""
+    timing = run_dir / "benchmark_timing.json"
+    return str(json.loads(timing.read_text()).get("note", "")) if timing.is_file() else ""
 
 
 def _run_subprocess(script: str, overrides: list[str], run_dir: Path) -> None:
@@ -415,6 +421,7 @@ def evaluate_all(
             "stored": stored,
             "command": "OMP_NUM_THREADS=1 " + command_line("src/train.py", training.overrides, run_dir),
             "lever": training.lever,
+            "note": _run_note(run_dir),
         }
         log.info(
             "  %s: %d episodes, %.0f s, val-best checkpoint %s", name, result["train_episodes"], wall, ckpt
@@ -535,7 +542,19 @@ def render_markdown(
     cpu, threads = machine()
     vinyals = [s for s in plan.settings if not s.within_alphabet]
     lake = [s for s in plan.settings if s.within_alphabet]
-    by = {(r["setting"], r["fce"]): r for r in rows}
+    # The best row per (setting, FCE variant), naming its training when there were several.
+    by: dict[tuple[str, bool], dict[str, Any]] = {}
+    count: dict[tuple[str, bool], int] = {}
+    for r in rows:
+        key = (r["setting"], r["fce"])
+        count[key] = count.get(key, 0) + 1
+        if key not in by or r["_test_acc"] > by[key]["_test_acc"]:
+            by[key] = r
+
+    def cell(key: tuple[str, bool]) -> str:
+        row = by.get(key)
+        return _fmt(row) + (f" (`{row['training']}`)" if row is not None and count[key] > 1 else "")
+
     lines = [
         "# Omniglot: Matching Networks, Table 1 of Vinyals et al. (2016)",
         "",
@@ -554,8 +573,8 @@ def render_markdown(
         ]
         for s in vinyals:
             lines.append(
-                f"| {s.way}-way {s.shot}-shot | {_fmt(by.get((s.name, False)))} "
-                f"| {_fmt(by.get((s.name, True)))} | {s.published.get('matching_networks', '')} "
+                f"| {s.way}-way {s.shot}-shot | {cell((s.name, False))} "
+                f"| {cell((s.name, True))} | {s.published.get('matching_networks', '')} "
                 f"| {s.published.get('prototypical_networks', '')} |"
             )
         lines.append("")
@@ -579,7 +598,8 @@ def render_markdown(
         )
     lines += ["", "Commands (run from the project root):", ""]
     for name, info in trained.items():
-        lines.append(f"- train `{name}`: `{info['command']}`")
+        note = f" ({info['note']})" if info.get("note") else ""
+        lines.append(f"- train `{name}`: `{info['command']}`{note}")
     for r in rows:
         lines.append(f"- test {r['setting']} / {r['training']}: `{r['eval_command']}`")
     if lake:
@@ -731,7 +751,7 @@ def checkpoints_readme(exported: list[dict[str, Any]], plan: Plan, trained: dict
             f"{row['train_query']}-query episodes, {row['train_episodes']} training episodes, "
             f"seed {row['seed']} "
             f"({info['wall'] / 60:.1f} min on {row['machine']}, {row['threads']} thread(s))",
-            f"- trained with: `{info['command']}`",
+            f"- trained with: `{info['command']}`" + (f" ({info['note']})" if info.get("note") else ""),
             f"- evaluate: `{item.get('command', command_line('src/eval.py', [f'ckpt_path={_rel(path)}']))}`",
             "",
         ]

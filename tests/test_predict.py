@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from matchnet.classifier import predict_task
+from matchnet.errors import MatchnetError
 from test_classifier import save_checkpoint, strokes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,11 +196,20 @@ def test_bad_input_exits_2_naming_the_path(case: str, workspace: Path, tmp_path:
     assert len(errors) == 1 and named in errors[0], proc.stderr[-3000:]
 
 
-@pytest.mark.skipif(DEFAULT_CKPT.exists(), reason="the default checkpoint exists")
 def test_missing_default_checkpoint_is_a_clear_error(workspace: Path, tmp_path: Path) -> None:
-    proc = predict(f"support_dir={workspace / 'support'}", f"query={workspace / 'queries'}", cwd=tmp_path)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert str(DEFAULT_CKPT) in proc.stderr
+    """A project without the released checkpoint: the error names where it was looked for."""
+    cfg = OmegaConf.create(
+        {"support_dir": str(workspace / "support"), "query": str(workspace / "queries"), "ckpt_path": None}
+    )
+    with pytest.raises(MatchnetError, match=re.escape(str(tmp_path / DEFAULT_CKPT.relative_to(ROOT)))):
+        predict_task(cfg, project_root=tmp_path)
+
+
+@pytest.mark.skipif(not DEFAULT_CKPT.is_file(), reason=f"{DEFAULT_CKPT} is not in this checkout")
+def test_without_ckpt_path_the_released_checkpoint_is_used(workspace: Path, tmp_path: Path) -> None:
+    proc = ok(predict(f"support_dir={workspace / 'support'}", f"query={workspace / 'queries'}", cwd=tmp_path))
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["ckpt_path"] == str(DEFAULT_CKPT)
+    assert len(json.loads(last_line(proc.stdout))) == len(list((workspace / "queries").iterdir()))
 
 
 # ---------------------------------------------------------------------- the shipped checkpoint
