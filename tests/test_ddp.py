@@ -16,6 +16,7 @@ from omegaconf import open_dict
 
 from matchnet import distributed
 from matchnet.errors import MatchnetError
+from scripts import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -36,27 +37,15 @@ def run(
     *overrides: str, cwd: Path, check: bool = True, script: str = "train.py"
 ) -> subprocess.CompletedProcess[str]:
     """``src/<script>`` with ``overrides`` from ``cwd``; ``tests/`` is importable (for the probe callback)."""
-    env = os.environ | {
-        "WANDB_SILENT": "true",
-        "HYDRA_FULL_ERROR": "0",
-        "MATCHNET_DATA_ROOT": str(DATA_ROOT),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
-    }
-    env.pop(distributed.ENTRY_POINT_ENV, None)
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "src" / script), *overrides],
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    return run_script(
+        script,
+        *overrides,
         cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
+        check=check,
         timeout=300,
+        env={"PYTHONPATH": pythonpath, distributed.ENTRY_POINT_ENV: None},
     )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-        )
-    return proc
 
 
 def run_eval(*overrides: str, cwd: Path) -> dict:

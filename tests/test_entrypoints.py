@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from scripts import last_json, run_script
 from wandb_records import read_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,33 +22,10 @@ TINY = [
 ]
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
-DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
-
-
-def run(script: str, *overrides: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run an entry point from ``cwd`` on the test data root; fail with its output if it fails."""
-    env = os.environ | {"WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0", "MATCHNET_DATA_ROOT": str(DATA_ROOT)}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "src" / script), *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-        )
-    return proc
-
-
-def last_json(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def test_train_then_eval_same_accuracy(omniglot_root: Path, tmp_path: Path) -> None:
-    proc = run("train.py", *TINY, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    proc = run_script("train.py", *TINY, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     result = last_json(proc.stdout)
     for key in ("test_acc", "test_acc_ci95", "episodes", "way", "shot", "fce", "distance", "split"):
         assert key in result
@@ -62,13 +37,13 @@ def test_train_then_eval_same_accuracy(omniglot_root: Path, tmp_path: Path) -> N
     assert json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"] == result["test_acc"]
 
     evaluated = last_json(
-        run("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path}/eval", cwd=tmp_path).stdout
+        run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path}/eval", cwd=tmp_path).stdout
     )
     assert evaluated["test_acc"] == result["test_acc"]
     assert evaluated["test_acc_ci95"] == result["test_acc_ci95"]
     assert evaluated["episodes"] == 6 and evaluated["train_episodes"] == result["train_episodes"]
 
-    more = run(
+    more = run_script(
         "eval.py",
         f"ckpt_path={ckpt}",
         "data.test_episodes=9",
@@ -80,7 +55,7 @@ def test_train_then_eval_same_accuracy(omniglot_root: Path, tmp_path: Path) -> N
 
 def test_sweep_writes_jobs_wandb_runs_and_summary(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
-    proc = run(
+    proc = run_script(
         "train.py",
         "-m",
         "model.fce=true,false",
@@ -117,7 +92,7 @@ def test_sweep_writes_jobs_wandb_runs_and_summary(omniglot_root: Path, tmp_path:
 
 def test_distance_sweep(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
-    run(
+    run_script(
         "train.py",
         "-m",
         "model.distance=cosine,euclidean,dot",
@@ -145,7 +120,9 @@ def test_distance_sweep(omniglot_root: Path, tmp_path: Path) -> None:
 def test_bad_settings_fail_cleanly(
     omniglot_root: Path, tmp_path: Path, script: str, overrides: list[str], needle: str
 ) -> None:
-    proc = run(script, *overrides, "logger=none", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path, check=False)
+    proc = run_script(
+        script, *overrides, "logger=none", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path, check=False
+    )
     assert proc.returncode != 0
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr

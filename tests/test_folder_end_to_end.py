@@ -3,35 +3,14 @@ image folder made on the fly (classes of coloured shapes, random sizes, PNG and 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from image_folders import draw_image, write_split_folders
+from scripts import last_json, run_script
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def run(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "src" / script), *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def last_json(proc: subprocess.CompletedProcess[str]) -> object:
-    assert proc.returncode == 0, f"failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("channels", [3, 1])
@@ -47,7 +26,9 @@ def test_train_evaluate_predict(tmp_path: Path, channels: int) -> None:
         "logger=none",
     ]
     smoke = last_json(
-        run("train.py", *data, "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path}/s", cwd=tmp_path)
+        run_script(
+            "train.py", *data, "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path}/s", cwd=tmp_path
+        )
     )
     assert smoke["split"] == "folders" and smoke["way"] == 2 and smoke["episodes"] == 1
 
@@ -58,18 +39,16 @@ def test_train_evaluate_predict(tmp_path: Path, channels: int) -> None:
         "data.test_episodes=4",
     ]
     trained = last_json(
-        run("train.py", *data, *tiny, "data.augment=true", f"hydra.run.dir={tmp_path}/t", cwd=tmp_path)
+        run_script("train.py", *data, *tiny, "data.augment=true", f"hydra.run.dir={tmp_path}/t", cwd=tmp_path)
     )
     ckpt = trained["ckpt_path"]
     assert ckpt and Path(ckpt).is_file() and trained["episodes"] == 4
 
     evaluated = last_json(
-        run("eval.py", f"ckpt_path={ckpt}", "logger=none", f"hydra.run.dir={tmp_path}/e", cwd=tmp_path)
+        run_script("eval.py", f"ckpt_path={ckpt}", "logger=none", f"hydra.run.dir={tmp_path}/e", cwd=tmp_path)
     )
     assert evaluated["test_acc"] == trained["test_acc"] and evaluated["split"] == "folders"
 
-    if not (ROOT / "src" / "predict.py").is_file():
-        pytest.skip("src/predict.py does not exist yet")
     support = tmp_path / "support"
     for cls in ("test_00", "test_01"):
         (support / cls).mkdir(parents=True)
@@ -80,7 +59,7 @@ def test_train_evaluate_predict(tmp_path: Path, channels: int) -> None:
     draw_image(6, 424242).save(queries / "a.png")  # class index 6 = test_00 (train 0-3, val 4-5)
     draw_image(7, 434343).convert("RGBA").save(queries / "b.png")
     predictions = last_json(
-        run(
+        run_script(
             "predict.py",
             f"ckpt_path={ckpt}",
             f"support_dir={support}",
@@ -98,7 +77,7 @@ def test_train_evaluate_predict(tmp_path: Path, channels: int) -> None:
 
 def test_bad_folder_fails_cleanly(tmp_path: Path) -> None:
     images = write_split_folders(tmp_path / "images", {"train": 3, "val": 2, "test": 2}, images=2)
-    proc = run(
+    proc = run_script(
         "train.py",
         "data=folder",
         f"data.root={images}",
@@ -107,6 +86,7 @@ def test_bad_folder_fails_cleanly(tmp_path: Path) -> None:
         "logger=none",
         f"hydra.run.dir={tmp_path}/run",
         cwd=tmp_path,
+        check=False,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "train_00 has 2" in proc.stderr and "data.shot + data.query = 1 + 2 = 3" in proc.stderr

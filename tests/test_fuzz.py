@@ -24,9 +24,7 @@ sys.path.insert(0, str(ROOT / "tests" / "data"))  # omniglot_fakes
 
 from omniglot_fakes import FAKE_COUNTS, fake_members  # noqa: E402
 
-FAST = settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +91,24 @@ broken = st.one_of(
 
 
 VALID_EPISODE = {
-    "data.way": 3, "data.shot": 1, "data.query": 2, "data.train_way": None, "data.train_shot": None,
-    "data.split": "vinyals", "data.rotations": True, "data.within_alphabet": False, "data.image_size": 16,
+    "data.way": 3,
+    "data.shot": 1,
+    "data.query": 2,
+    "data.train_way": None,
+    "data.train_shot": None,
+    "data.split": "vinyals",
+    "data.rotations": True,
+    "data.within_alphabet": False,
+    "data.image_size": 16,
 }
 VALID_MODEL = {
-    "model.fce": True, "model.fce_steps": 1, "model.distance": "cosine", "model.temperature": 1.0,
-    "model.learn_temperature": False, "optimizer.lr": 1e-3, "nan_policy": "stop",
+    "model.fce": True,
+    "model.fce_steps": 1,
+    "model.distance": "cosine",
+    "model.temperature": 1.0,
+    "model.learn_temperature": False,
+    "optimizer.lr": 1e-3,
+    "nan_policy": "stop",
 }
 TRAINED: list[dict] = []
 

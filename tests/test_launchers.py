@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+
+from scripts import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
@@ -25,28 +25,6 @@ SWEEP = [
     "data.test_episodes=3",
     "logger=none",
 ]
-
-
-def run(*overrides: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {
-        "WANDB_SILENT": "true",
-        "HYDRA_FULL_ERROR": "0",
-        "MATCHNET_DATA_ROOT": str(DATA_ROOT),
-        "OMP_NUM_THREADS": "1",
-    }
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "src" / "train.py"), *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-        )
-    return proc
 
 
 def check_sweep(sweep: Path) -> None:
@@ -65,7 +43,8 @@ def check_sweep(sweep: Path) -> None:
 @pytest.mark.slow
 def test_submitit_local_sweep(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
-    run(
+    run_script(
+        "train.py",
         *SWEEP,
         "hydra/launcher=submitit_local",
         "hydra.launcher.timeout_min=10",
@@ -79,13 +58,22 @@ def test_submitit_local_sweep(omniglot_root: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_joblib_sweep(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
-    run(*SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    run_script(
+        "train.py",
+        *SWEEP,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     check_sweep(sweep)
 
 
 @pytest.mark.slow
 def test_unknown_launcher_fails_cleanly(tmp_path: Path) -> None:
-    proc = run("-m", "hydra/launcher=nonexistent", "logger=none", cwd=tmp_path, check=False)
+    proc = run_script(
+        "train.py", "-m", "hydra/launcher=nonexistent", "logger=none", cwd=tmp_path, check=False
+    )
     assert proc.returncode != 0
     assert "hydra/launcher/nonexistent" in proc.stderr and "submitit_slurm" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -4,11 +4,7 @@ train / eval end to end on tiny pickles in exactly that format (miniimagenet_fak
 from __future__ import annotations
 
 import inspect
-import json
-import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import hydra
@@ -20,6 +16,7 @@ from omegaconf import OmegaConf
 from matchnet.data import MiniImageNetDataModule, miniimagenet
 from matchnet.data.miniimagenet import SPLIT_FILES, read_split
 from matchnet.errors import MatchnetError
+from scripts import last_json, run_script
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "conf" / "data" / "miniimagenet.yaml"
@@ -199,17 +196,7 @@ def test_model_config_follows_the_data(mini_root: Path) -> None:
 
 
 def run(script: str, *overrides: str, cwd: Path) -> dict:
-    env = os.environ | {"WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "src" / script), *overrides, "logger=none"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return last_json(run_script(script, *overrides, "logger=none", cwd=cwd))
 
 
 @pytest.mark.slow
