@@ -73,7 +73,7 @@ def test_tiny_table(omniglot_root: Path, tmp_path: Path) -> None:
     } | {("lake-20w1s", "True")}
     trainings = {r["training"] for r in main if r["setting"] in VINYALS}
     assert {"vinyals-fce", "vinyals-nofce"} <= trainings
-    assert len(main) == len(VINYALS) * len(trainings) + 1
+    assert sum(r["setting"] in VINYALS for r in main) == len(VINYALS) * len(trainings)
     for row in rows:
         assert row["test_episodes"] == "2" and row["train_episodes"] == "1"
         assert 0.0 <= float(row["acc"]) <= 100.0 and float(row["acc_ci95"]) >= 0.0
