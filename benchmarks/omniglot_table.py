@@ -687,8 +687,14 @@ def export_checkpoints(
             train_query=row["train_query"],
         )
         source = trained[row["training"]]["ckpt"]
-        stamp = {"source": str(source), "source_mtime": source.stat().st_mtime, "setting": setting_name}
+        stamp = {
+            "source": os.path.relpath(source),
+            "source_mtime": source.stat().st_mtime,
+            "setting": setting_name,
+        }
         checkpoint["omniglot_table"] = stamp
+        for key in ("callbacks", "loops"):  # training state with this machine's paths: not shipped
+            checkpoint.pop(key, None)
         # Weights, settings and step count only: the optimiser state would triple the size.
         for key in ("optimizer_states", "lr_schedulers"):
             checkpoint.pop(key, None)

@@ -166,15 +166,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
+MACHINE_DATA_KEYS = ("root", "download", "num_workers", "pin_memory", "persistent_workers", "device")
+
+
 def data_config_for_eval(cfg: DictConfig, stored: dict[str, Any] | None) -> DictConfig:
     """The checkpoint's data settings, with this run's explicit ``data.*`` overrides on top.
 
-    Choosing another data group on the command line (``data=...``) replaces them whole.
+    Where the data lives and how it is loaded (``MACHINE_DATA_KEYS``) are this machine's, not the
+    checkpoint's, when both use the same data module. Choosing another data group on the command
+    line (``data=...``) replaces the stored settings whole.
     """
     overrides = job_overrides()
     if stored is None or any(o.split("=", 1)[0].lstrip("+~") == "data" for o in overrides):
         return cfg.data
     merged = OmegaConf.create(stored)
+    if merged.get("_target_") == cfg.data.get("_target_"):
+        for key in MACHINE_DATA_KEYS:
+            if key in merged and key in cfg.data:
+                merged[key] = cfg.data[key]
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if key.startswith("data."):
