@@ -21,7 +21,6 @@ import os
 import re
 import time
 import urllib.request
-import uuid
 import zipfile
 import zlib
 from collections import defaultdict
@@ -29,7 +28,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -38,6 +36,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from matchnet.errors import MatchnetError
+from matchnet.io import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -207,25 +206,13 @@ def _verify(set_name: str, path: Path) -> Source:
 # ----------------------------------------------------------------------------- download
 
 
-@contextmanager
-def _atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A new file next to ``path`` that replaces ``path`` when the block succeeds and is removed otherwise."""
-    part = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-    try:
-        with open(part, "xb") as out:
-            yield out
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
-
-
 def download_archive(root: Path, set_name: str) -> Path:
     """Download ``images_<set>.zip`` from ``DOWNLOAD_URL`` into ``root``, md5-checked; return its path."""
     name = f"{archive_name(set_name)}.zip"
     url, target = DOWNLOAD_URL + name, root / name
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with _atomic_file(target) as out, urllib.request.urlopen(url, timeout=60) as response:
+        with atomic_open(target, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             digest = hashlib.md5()
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {name}") as bar:
@@ -455,7 +442,7 @@ def _read_cache(path: Path, catalog: Catalog, image_size: int) -> dict[str, obje
 def _write_cache(path: Path, payload: dict[str, object]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _atomic_file(path) as out:
+        with atomic_open(path, "wb") as out:
             torch.save(payload, out)
     except OSError as err:
         raise MatchnetError(
