@@ -17,7 +17,7 @@ from matchnet.errors import MatchnetError
 
 def leftovers(folder: Path) -> list[str]:
     """Temporary files left in ``folder`` (there must be none)."""
-    return [p.name for p in folder.rglob("*.part")]
+    return [p.name for p in folder.rglob("*.tmp")]  # matchnet.io.atomic_open's temporary files
 
 
 def test_fake_archives_verify(fake_root: Path) -> None:
