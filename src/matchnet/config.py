@@ -105,6 +105,7 @@ def data_rules(target: str | None) -> dict[str, Rule]:
         "seed": integer(-(2**63), 2**63 - 1),
     }
     if target is not None and target.endswith("OmniglotDataModule"):
+        from matchnet.data.augment import MAX_STRENGTH
         from matchnet.data.datamodule import MAX_IMAGE_SIZE
         from matchnet.data.splits import SPLITS
 
@@ -112,12 +113,17 @@ def data_rules(target: str | None) -> dict[str, Rule]:
             "split": choice(SPLITS),
             "image_size": integer(1, MAX_IMAGE_SIZE),
             "rotations": _rotations_rule(),
+            "augment": Rule(
+                lambda v: _is_number(v) and 0 <= v <= MAX_STRENGTH,
+                f"a number from 0 (off) to {MAX_STRENGTH:g} (strength of the random affine distortions; "
+                "1 = Koch et al.)",
+            ),
         }
     return rules
 
 
 def model_rules() -> dict[str, Rule]:
-    from matchnet.model import DISTANCES
+    from matchnet.model import DISTANCES, INITIAL_READS, READOUTS
 
     return {
         "fce": FLAG,
@@ -125,6 +131,8 @@ def model_rules() -> dict[str, Rule]:
         "distance": choice(sorted(DISTANCES)),
         "temperature": number(0, inclusive=False),
         "learn_temperature": FLAG,
+        "readout": choice(READOUTS),
+        "fce_initial_read": choice(INITIAL_READS),
         "encoder.in_channels": integer(1),
         "encoder.hidden": integer(1),
         "encoder.blocks": integer(1),

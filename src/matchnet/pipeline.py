@@ -103,6 +103,7 @@ def _result(
         "fce": model["fce"],
         "fce_steps": model["fce_steps"],
         "distance": model["distance"],
+        "readout": model.get("readout", "attention"),
         "split": datamodule.split,
         "train_episodes": module.trained_episodes,
         "seed": cfg.seed,

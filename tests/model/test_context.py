@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from matchnet.errors import MatchnetError
 from matchnet.model import AttentionLSTM, ContextEmbedding
 
 D = 6
@@ -56,10 +57,16 @@ def test_context_embedding_depends_on_whole_support() -> None:
 
 
 def reference_attention_lstm(
-    f_prime: Tensor, g: Tensor, w_x: Tensor, w_hr: Tensor, b: Tensor, steps: int
+    f_prime: Tensor, g: Tensor, w_x: Tensor, w_hr: Tensor, b: Tensor, steps: int, paper_r0: bool = False
 ) -> Tensor:
-    """The paper's attLSTM for ONE query: an LSTM whose hidden state is [h, r] (2D) and output h^ (D)."""
+    """The paper's attLSTM for ONE query: an LSTM whose hidden state is [h, r] (2D) and output h^ (D).
+
+    ``paper_r0``: r_0 = sum_i a(h_0, g(x_i)) g(x_i) with h_0 = 0, i.e. the plain mean of the g(x_i)
+    (the appendix); else r_0 = 0.
+    """
     h, r, c = (torch.zeros(D, dtype=f_prime.dtype) for _ in range(3))
+    if paper_r0:
+        r = g.mean(0)
     for _ in range(steps):
         h_hat, c = lstm_step(f_prime, torch.cat([h, r]), c, torch.cat([w_x, w_hr], dim=1), b)
         h = h_hat + f_prime
@@ -67,13 +74,14 @@ def reference_attention_lstm(
     return h
 
 
+@pytest.mark.parametrize("initial_read", ["zero", "attention"])
 @pytest.mark.parametrize("steps", [1, 3])
-def test_attention_lstm_matches_paper_equations(steps: int) -> None:
+def test_attention_lstm_matches_paper_equations(steps: int, initial_read: str) -> None:
     torch.manual_seed(0)
     w_x = torch.randn(4 * D, D, dtype=torch.double) * 0.5  # acts on f'(x^)
     w_hr = torch.randn(4 * D, 2 * D, dtype=torch.double) * 0.5  # acts on the hidden state [h; r]
     b = torch.randn(4 * D, dtype=torch.double)
-    module = AttentionLSTM(D, steps).double()
+    module = AttentionLSTM(D, steps, initial_read).double()
     with torch.no_grad():  # the docstring's mapping: weight_ih = [W_x, W_r], weight_hh = W_h
         module.cell.weight_ih.copy_(torch.cat([w_x, w_hr[:, D:]], dim=1))
         module.cell.weight_hh.copy_(w_hr[:, :D])
@@ -82,7 +90,8 @@ def test_attention_lstm_matches_paper_equations(steps: int) -> None:
     f_prime = torch.randn(3, D, dtype=torch.double)
     g = torch.randn(4, D, dtype=torch.double)
 
-    expected = torch.stack([reference_attention_lstm(q, g, w_x, w_hr, b, steps) for q in f_prime])
+    paper_r0 = initial_read == "attention"
+    expected = torch.stack([reference_attention_lstm(q, g, w_x, w_hr, b, steps, paper_r0) for q in f_prime])
     with torch.no_grad():
         torch.testing.assert_close(module(f_prime, g), expected)
 
@@ -101,3 +110,19 @@ def test_attention_lstm_is_batched_without_leakage() -> None:
         one_by_one = torch.cat([module(f_prime[q : q + 1], g) for q in range(7)])
     assert batched.shape == (7, D)
     torch.testing.assert_close(batched, one_by_one)
+
+
+def test_initial_read_changes_the_output_and_defaults_to_zero() -> None:
+    torch.manual_seed(0)
+    zero = AttentionLSTM(D, 2).double()
+    paper = AttentionLSTM(D, 2, "attention").double()
+    paper.load_state_dict(zero.state_dict())  # same keys: old checkpoints load into either
+    f_prime, g = torch.randn(3, D, dtype=torch.double), torch.randn(4, D, dtype=torch.double) + 1.0
+    with torch.no_grad():
+        assert not torch.allclose(zero(f_prime, g), paper(f_prime, g))
+    assert zero.initial_read == "zero"
+
+
+def test_initial_read_rejects_unknown_values() -> None:
+    with pytest.raises(MatchnetError, match=r"model.fce_initial_read='mean'.*attention, zero"):
+        AttentionLSTM(D, 2, "mean")

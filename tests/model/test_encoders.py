@@ -40,3 +40,17 @@ def test_bad_settings() -> None:
         Conv4(image_size=8)
     with pytest.raises(MatchnetError, match="model.encoder.hidden"):
         Conv4(hidden=0)
+
+
+@pytest.mark.parametrize(("image_size", "dim"), [(28, 64), (56, 576), (84, 1600), (105, 2304)])
+def test_larger_omniglot_sizes_through_conv4_and_fce(image_size: int, dim: int) -> None:
+    """Larger images give longer embeddings (64 x side^2 after four halvings); FCE's LSTMs follow them."""
+    from matchnet.model import MatchingNetwork
+
+    net = MatchingNetwork(Conv4(image_size=image_size), fce=True, fce_steps=2, fce_initial_read="attention")
+    assert net.encoder.embedding_dim == dim
+    assert net.context.lstm.hidden_size == dim and net.attention_lstm.cell.hidden_size == dim
+    support_y = torch.tensor([0, 1, 2])
+    log_probs = net(torch.rand(3, 1, image_size, image_size), support_y, torch.rand(4, 1, image_size, image_size), 3)
+    assert log_probs.shape == (4, 3)
+    torch.testing.assert_close(log_probs.exp().sum(1), torch.ones(4))

@@ -19,7 +19,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
-from matchnet.data.augment import FlipAndCrop
+from matchnet.data.augment import MAX_STRENGTH, FlipAndCrop, RandomAffine
 from matchnet.data.episodes import EpisodeDataset, EpisodeSampler
 from matchnet.data.folder import LAYOUTS, FolderSplit, load_folder_images, scan_folder
 from matchnet.data.miniimagenet import IMAGE_SIZE as MINI_SIZE
@@ -311,6 +311,9 @@ class OmniglotDataModule(EpisodeDataModule):
       protocol); the alphabet is chosen uniformly among those with at least ``way`` classes.
     - ``seed``: fixes the val/test episodes and the training episodes of every epoch, independent of
       ``num_workers`` and of the number of distributed ranks for val/test.
+    - ``augment``: strength of the random affine distortions of training images (``RandomAffine``;
+      0 = off, the paper's protocol; 1 = Koch et al.'s ranges); validation and test images are never
+      augmented. Seeded per episode, so augmented episodes are reproducible.
 
     ``channels`` and ``image_size`` describe the images; ``num_classes(stage)`` and
     ``class_names(stage)`` the classes of ``"train"``, ``"val"`` or ``"test"``.
@@ -340,6 +343,7 @@ class OmniglotDataModule(EpisodeDataModule):
         seed: int = 0,
         download: bool = True,
         device: str | None = None,
+        augment: float = 0.0,
     ) -> None:
         check_split(split)
         rotations = plain(rotations)
@@ -366,6 +370,14 @@ class OmniglotDataModule(EpisodeDataModule):
         self.rotated = _rotation_stages(split, rotations)
         self.within_alphabet = check_flag("within_alphabet", within_alphabet)
         self.download = check_flag("download", download)
+        valid = not isinstance(augment, bool) and isinstance(augment, int | float)
+        if not (valid and 0 <= augment <= MAX_STRENGTH):
+            raise MatchnetError(
+                f"data.augment={augment!r} is invalid: it must be a number from 0 (off) to {MAX_STRENGTH:g}, "
+                "the strength of the random affine distortions of training images (1 = Koch et al.'s ranges)."
+            )
+        self.augmentation = RandomAffine(strength=float(augment)) if augment > 0 else None
+        check_host_augment(augment, self.augmentation is not None, self.device)
         for stage in ("train", "val"):
             self._check_drawings(stage)
         self._catalog: Catalog | None = None
@@ -423,10 +435,22 @@ class OmniglotDataModule(EpisodeDataModule):
                         f"at most {largest} or data.within_alphabet=false."
                     )
 
+    def _augment(self, stage: str) -> Augment | None:
+        return self.augmentation if stage == "train" else None
+
     def _load_images(self) -> tuple[Tensor, Tensor]:
         self._stage_classes("train")
         data = load_images(self._catalog, self.image_size)
         return data.images, data.labels
+
+
+def check_host_augment(augment: object, active: bool, device: str | None) -> None:
+    """Augmentation runs on the host: refuse it with episodes assembled on a device."""
+    if active and device is not None:
+        raise MatchnetError(
+            f"data.augment={augment} augments episodes on the host, but data.device={device} assembles "
+            "them on the device; set data.device=null (and use data.num_workers) to augment."
+        )
 
 
 def check_stats(key: str, values: Sequence[float] | None, channels: int) -> tuple[float, ...] | None:
@@ -473,11 +497,7 @@ class _ColourSettings:
         self.augmentation = (
             FlipAndCrop(flip=True, padding=padding) if check_flag("augment", augment) else None
         )
-        if self.augmentation is not None and getattr(self, "device", None) is not None:
-            raise MatchnetError(
-                f"data.augment=true augments episodes on the host, but data.device={self.device} assembles "
-                "them on the device; set data.device=null (and use data.num_workers) to augment."
-            )
+        check_host_augment(augment, self.augmentation is not None, getattr(self, "device", None))
 
     def _augment(self, stage: str) -> Augment | None:
         return self.augmentation if stage == "train" else None

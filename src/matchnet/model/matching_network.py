@@ -9,6 +9,11 @@ from torch import Tensor, nn
 from matchnet.errors import MatchnetError
 from matchnet.model.attention import AttentionKernel
 from matchnet.model.context import AttentionLSTM, ContextEmbedding
+from matchnet.model.prototype import class_means
+
+#: How class scores are read from the embeddings: attention over the support images (the paper's
+#: P(y^ | x^, S) = sum_i a(x^, x_i) y_i) or the kernel over per-class mean embeddings (prototypes).
+READOUTS = ("attention", "prototype")
 
 
 class MatchingNetwork(nn.Module):
@@ -25,6 +30,13 @@ class MatchingNetwork(nn.Module):
         distance: c in the attention kernel, a key of ``matchnet.model.DISTANCES``.
         temperature: the kernel's logits are ``c(f, g) / temperature``.
         learn_temperature: make the temperature a parameter (stored as its log).
+        readout: ``attention`` (the paper) sums the attention over each class's supports;
+            ``prototype`` applies the kernel to the mean embedding of each class instead
+            (``matchnet.model.prototype``; with ``distance="euclidean"`` and no FCE, Prototypical
+            Networks).
+        fce_initial_read: r_0 of the attention LSTM, ``attention`` (the paper's appendix: the mean of
+            g) or ``zero`` (matchnet <= 0.1). The constructor default is ``zero`` so that checkpoints
+            that do not store it keep their behaviour; ``conf/model/matchnet.yaml`` sets ``attention``.
         channels_last: run the encoder in the channels-last memory format (NHWC). Same results up to
             float rounding; on CPU it made the Conv4 training step about 1.5x faster
             (``benchmarks/throughput.py``, ``results/throughput.md``).
@@ -43,15 +55,20 @@ class MatchingNetwork(nn.Module):
         learn_temperature: bool = False,
         channels_last: bool = False,
         compile: bool = False,
+        readout: str = "attention",
+        fce_initial_read: str = "zero",
     ) -> None:
         super().__init__()
         if isinstance(fce_steps, bool) or not isinstance(fce_steps, int) or fce_steps < 0:
             raise MatchnetError(f"model.fce_steps={fce_steps!r} must be a non-negative integer.")
+        if readout not in READOUTS:
+            raise MatchnetError(f"model.readout={readout!r} is invalid: it must be one of {', '.join(READOUTS)}.")
         dim = int(encoder.embedding_dim)
         self.encoder = encoder
         self.fce = fce
+        self.readout = readout
         self.context = ContextEmbedding(dim) if fce else None
-        self.attention_lstm = AttentionLSTM(dim, fce_steps) if fce else None
+        self.attention_lstm = AttentionLSTM(dim, fce_steps, fce_initial_read) if fce else None
         self.kernel = AttentionKernel(distance, temperature, learn_temperature)
         self.channels_last = bool(channels_last)
         if self.channels_last:
@@ -85,7 +102,8 @@ class MatchingNetwork(nn.Module):
         return self.log_attention(support_x, query_x).exp()
 
     def forward(self, support_x: Tensor, support_y: Tensor, query_x: Tensor, n_way: int) -> Tensor:
-        """``log P(y = c | x^, S) = log sum_{i: y_i = c} a(x^, x_i)``.
+        """``log P(y = c | x^, S) = log sum_{i: y_i = c} a(x^, x_i)`` (``readout="attention"``), or
+        ``log_softmax_c(c(f(x^), p_c) / temperature)`` over class means p_c (``readout="prototype"``).
 
         Args:
             support_x: ``[S, C, H, W]`` support images.
@@ -96,6 +114,9 @@ class MatchingNetwork(nn.Module):
         Returns:
             ``[Q, n_way]`` log-probabilities (each row's exp sums to 1), for ``F.nll_loss``.
         """
+        if self.readout == "prototype":
+            g, f = self.embed(support_x, query_x)
+            return self.kernel(f, class_means(g, support_y, n_way))  # [Q, n_way]
         log_a = self.log_attention(support_x, query_x)  # [Q, S]
         in_class = F.one_hot(support_y, n_way).bool()  # [S, n_way]
         # Each class sums its own supports only. The lowest finite value stands in for log 0 = -inf so that

@@ -1,0 +1,287 @@
+"""Write results/omniglot.md, omniglot.csv and omniglot_curves.png from the results runs.
+
+    python benchmarks/omniglot_report.py                       # every model under multirun/results
+    python benchmarks/omniglot_report.py --best multirun/results/vinyals_fce   # the checkpoint to test
+
+Layout (what the commands in the README's Results section make):
+
+    <runs>/<model>/<job>/          jobs of `src/train.py -m experiment=results_<model> ...`
+    <runs>/<model>/test/<setting>/ runs of `src/eval.py ckpt_path=<chosen best.ckpt> ...`, one per setting
+
+`benchmarks/omniglot_results.sh MODEL` makes both for one model.
+
+The rule, fixed before any test run: within a model's training sweep the job with the highest
+validation accuracy (``val/acc``, the value that also picks its ``best.ckpt``) is chosen, ties to the
+lower job number; only that checkpoint is tested. Test accuracy never enters a choice. Every figure
+written here is read from a file a run wrote (``result.json``, ``csv/metrics.csv``, ``best.ckpt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
+# Published accuracies (%), Omniglot with the Vinyals split: Vinyals et al. 2016, Table 1 (Matching
+# Nets, cosine, FCE: without and with fine-tuning) and Snell et al. 2017, Table 1 (Prototypical Nets).
+PAPER_MATCHNET = {(5, 1): (98.1, 97.9), (5, 5): (98.9, 98.7), (20, 1): (93.8, 93.5), (20, 5): (98.5, 98.7)}
+PAPER_PROTONET = {(5, 1): 98.8, (5, 5): 99.7, (20, 1): 96.0, (20, 5): 98.9}
+# Lake et al. 2015 within-alphabet 20-way 1-shot error (%): people, Bayesian Program Learning, and the
+# deep Siamese convnet of Koch et al. 2015 as reported there.
+LAKE_ERRORS = (("People (Lake et al. 2015)", 4.5), ("Bayesian Program Learning (Lake et al. 2015)", 3.3),
+               ("Deep Siamese convnet (Koch et al. 2015)", 8.0))
+
+
+@dataclass
+class Job:
+    """One training job: its folder, result and validation curve ``[(episodes, val acc)]``."""
+
+    folder: Path
+    result: dict
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def best_val(self) -> float:
+        return max((acc for _, acc in self.curve), default=float("nan"))
+
+    @property
+    def overrides(self) -> str:
+        return " ".join(self.result.get("overrides", []))
+
+    @property
+    def val_episodes(self) -> object:
+        """``data.val_episodes`` of the job's composed config (Hydra saves it in ``.hydra/``)."""
+        path = self.folder / ".hydra" / "config.yaml"
+        return OmegaConf.load(path).data.val_episodes if path.is_file() else "?"
+
+
+def read_curve(folder: Path) -> list[tuple[int, float]]:
+    """``(training episodes, val/acc)`` per validation, from the job's CSV log."""
+    path = folder / "csv" / "metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("val/acc")]
+    return [(int(r["step"]), float(r["val/acc"])) for r in rows]
+
+
+def numbered(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def training_jobs(model_dir: Path) -> list[Job]:
+    jobs = []
+    for folder in numbered(model_dir):
+        path = folder / "result.json"
+        result = json.loads(path.read_text()) if path.is_file() else {"status": "missing"}
+        jobs.append(Job(folder, result, read_curve(folder)))
+    return jobs
+
+
+def chosen(jobs: list[Job]) -> Job | None:
+    """The rule: the finished job with the highest validation accuracy (lower job number on ties)."""
+    finished = [j for j in jobs if j.result.get("status") == "ok" and j.curve]
+    return max(finished, key=lambda j: (j.best_val, -int(j.folder.name)), default=None)
+
+
+def test_results(model_dir: Path) -> dict[tuple[int, int], dict]:
+    """``(way, shot) -> result`` of the model's evaluation jobs."""
+    tests = {}
+    if (model_dir / "test").is_dir():
+        for folder in sorted(p for p in (model_dir / "test").iterdir() if p.is_dir()):
+            path = folder / "result.json"
+            if path.is_file() and (result := json.loads(path.read_text())).get("status") == "ok":
+                tests[(result["way"], result["shot"])] = result
+    return tests
+
+
+def temperature(ckpt: Path) -> float | None:
+    """The kernel temperature stored in a checkpoint (learnt or fixed)."""
+    if not ckpt.is_file():
+        return None
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    value = state.get("net.kernel.log_temperature")
+    return None if value is None else math.exp(float(value))
+
+
+def cell(result: dict | None) -> str:
+    return "—" if result is None else f"{100 * result['test_acc']:.2f} ± {100 * result['test_acc_ci95']:.2f}"
+
+
+def compare(result: dict | None, reference: float) -> str:
+    """``above`` / ``within the CI`` / ``below`` ``reference`` (%), judged with the result's own CI."""
+    if result is None:
+        return "not measured"
+    margin, ci = 100 * result["test_acc"] - reference, 100 * result["test_acc_ci95"]
+    if abs(margin) <= ci:
+        return f"within the CI of {reference} ({margin:+.2f})"
+    return f"{'above' if margin > 0 else 'below'} {reference} ({margin:+.2f})"
+
+
+@dataclass
+class Model:
+    name: str
+    jobs: list[Job]
+    pick: Job | None
+    tests: dict[tuple[int, int], dict]
+
+    @property
+    def label(self) -> str:
+        result = self.pick.result if self.pick else {}
+        readout = result.get("readout", "attention")
+        kind = "Prototypical read-out" if readout == "prototype" else "Matching Network"
+        fce = ", FCE" if result.get("fce") else ", no FCE"
+        return f"`{self.name}`: {kind}{fce}, {result.get('distance', '?')}"
+
+
+def load(runs: Path) -> list[Model]:
+    models = []
+    for model_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
+        jobs = training_jobs(model_dir)
+        if jobs:
+            models.append(Model(model_dir.name, jobs, chosen(jobs), test_results(model_dir)))
+    return models
+
+
+def write_curves(models: list[Model], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for model in models:
+        for job in model.jobs:
+            if job.curve:
+                steps, accs = zip(*job.curve, strict=True)
+                mark = " (chosen)" if job is model.pick and len(model.jobs) > 1 else ""
+                label = f"{model.name}/{job.folder.name} {job.overrides}".strip() + mark
+                ax.plot(steps, [100 * a for a in accs], label=label, lw=1.5 if job is model.pick else 0.8)
+    ax.set_xlabel("training episodes")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("Validation accuracy against training episodes (20-way 1-shot validation episodes)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown(models: list[Model], curves: str) -> str:
+    vinyals = [m for m in models if m.pick and m.pick.result.get("split") == "vinyals"]
+    lake = [m for m in models if m.pick and m.pick.result.get("split") == "lake"]
+    out = ["# Omniglot: Matching Networks beside the published results", "",
+           "Written by `python benchmarks/omniglot_report.py` from the runs under `multirun/results/`. "
+           "Test accuracy in percent, mean ± 95% CI (normal approximation) over the stated number of fixed, "
+           "seeded test episodes (seed 0: every model meets the same episodes). 28x28 images, Conv4.", "",
+           "Choice rule, fixed before any test run: within a model's training sweep, the job with the highest "
+           "validation accuracy is chosen, and its checkpoint with the best validation accuracy is the one "
+           "tested. Note that `src/train.py` also tests each training job on 20-way 1-shot at its end; those "
+           "numbers sit in the jobs' `result.json` files and never enter a choice.", ""]
+    if vinyals:
+        out += ["## Vinyals split (Table 1 of Vinyals et al. 2016)", "",
+                "| setting | " + " | ".join(m.label for m in vinyals)
+                + " | Matching Nets (paper, no fine-tuning / fine-tuned) | Prototypical Nets (Snell et al. 2017) |",
+                "|---" * (len(vinyals) + 3) + "|"]
+        for way, shot in SETTINGS:
+            cells = [cell(m.tests.get((way, shot))) for m in vinyals]
+            paper = "{} / {}".format(*PAPER_MATCHNET[(way, shot)])
+            out.append(f"| {way}-way {shot}-shot | " + " | ".join(cells) + f" | {paper} | {PAPER_PROTONET[(way, shot)]} |")
+        out += ["", "Test episodes and queries per class: "
+                + "; ".join(f"{w}w{s}: {r['episodes']} × {r['query']}" for (w, s), r in
+                            sorted(vinyals[0].tests.items())) + ".", ""]
+        out += ["Each model against the published numbers (margin in points; 'within the CI' when the margin is "
+                "smaller than our 95% CI):", ""]
+        for model in vinyals:
+            for way, shot in SETTINGS:
+                result = model.tests.get((way, shot))
+                out.append(f"- `{model.name}` {way}w{shot}s: vs Matching Nets "
+                           f"{compare(result, max(PAPER_MATCHNET[(way, shot)]))}; vs Prototypical Nets "
+                           f"{compare(result, PAPER_PROTONET[(way, shot)])}")
+        out.append("")
+    for model in lake:
+        result = model.tests.get((20, 1))
+        out += ["## Lake et al. (2015) protocol: within-alphabet 20-way 1-shot", "",
+                "Trained on the 30 background alphabets minus 5 held out for validation; tested on episodes whose "
+                "20 classes all come from one evaluation alphabet. Error rate in percent.", "",
+                "| model | error % |", "|---|---|"]
+        if result:
+            out.append(f"| {model.label} ({result['episodes']} test episodes × {result['query']} queries) | "
+                       f"**{100 * (1 - result['test_acc']):.2f}** ± {100 * result['test_acc_ci95']:.2f} |")
+        out += [f"| {name} | {error} |" for name, error in LAKE_ERRORS] + [""]
+    out += ["## Every training job and the choice", "",
+            "| model | job | overrides | best val acc (%) | val episodes | train episodes | temperature | chosen |",
+            "|---|---|---|---|---|---|---|---|"]
+    for model in models:
+        for job in model.jobs:
+            ckpt = job.result.get("ckpt_path")
+            temp = temperature(Path(ckpt)) if ckpt else None
+            out.append(
+                f"| {model.name} | {job.folder.name} | {job.overrides or '—'} | {100 * job.best_val:.2f} | "
+                f"{job.val_episodes} | {job.result.get('train_episodes', '?')} | "
+                f"{'—' if temp is None else f'{temp:.4f}'} | {'yes' if job is model.pick else ''} |"
+            )
+    out += ["", "## Learning curves", "", f"![validation accuracy against training episodes]({curves})", ""]
+    return "\n".join(out)
+
+
+def rows_csv(models: list[Model]) -> str:
+    buffer = io.StringIO()
+    fields = ["model", "split", "way", "shot", "query", "episodes", "test_acc", "test_acc_ci95", "best_val_acc",
+              "train_episodes", "ckpt_path"]
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    for model in models:
+        for (way, shot), result in sorted(model.tests.items()):
+            writer.writerow({"model": model.name, "split": result["split"], "way": way, "shot": shot,
+                             "query": result["query"], "episodes": result["episodes"],
+                             "test_acc": result["test_acc"], "test_acc_ci95": result["test_acc_ci95"],
+                             "best_val_acc": model.pick.best_val if model.pick else "",
+                             "train_episodes": model.pick.result.get("train_episodes") if model.pick else "",
+                             "ckpt_path": result["ckpt_path"]})
+    return buffer.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=ROOT / "multirun" / "results")
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--best", type=Path, help="print the chosen best.ckpt of this model's sweep and exit")
+    args = parser.parse_args(argv)
+    if args.best is not None:
+        pick = chosen(training_jobs(args.best)) if args.best.is_dir() else None
+        if pick is None:
+            print(f"error: {args.best} holds no finished training job with validation results; train it first "
+                  "(see the README's Results section).", file=sys.stderr)
+            return 2
+        print(pick.folder / "checkpoints" / "best.ckpt")
+        return 0
+    if not args.runs.is_dir():
+        print(f"error: --runs {args.runs} is not a folder; train the results models first "
+              "(see the README's Results section).", file=sys.stderr)
+        return 2
+    models = load(args.runs)
+    if not models:
+        print(f"error: no training jobs under {args.runs}.", file=sys.stderr)
+        return 2
+    from matchnet.io import write_text_atomic
+
+    write_curves(models, args.out / "omniglot_curves.png")
+    write_text_atomic(args.out / "omniglot.md", markdown(models, "omniglot_curves.png"))
+    write_text_atomic(args.out / "omniglot.csv", rows_csv(models))
+    print(f"wrote {args.out / 'omniglot.md'}, omniglot.csv and omniglot_curves.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
