@@ -101,6 +101,7 @@ def data_rules(target: str | None) -> dict[str, Rule]:
         "pin_memory": FLAG,
         "persistent_workers": FLAG,
         "within_alphabet": FLAG,
+        "train_within_alphabet": FLAG,
         "download": FLAG,
         "seed": integer(-(2**63), 2**63 - 1),
     }

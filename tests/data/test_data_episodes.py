@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +23,8 @@ from matchnet.data import (
     find_sources,
     load_images,
 )
+
+from matchnet.errors import MatchnetError  # noqa: E402
 
 MakeDataModule = Callable[..., OmniglotDataModule]
 
@@ -213,6 +215,27 @@ def test_within_alphabet(fake_datamodule: MakeDataModule) -> None:
         else:
             assert all(len(a) == 1 for a in alphabets)
             assert len(set.union(*alphabets)) > 1
+
+
+def test_train_within_alphabet(fake_datamodule: MakeDataModule) -> None:
+    datamodule = fake_datamodule(train_within_alphabet=True, way=5)
+    for stage, within in (("train", True), ("val", False)):
+        names = datamodule.class_names(stage)
+        alphabets = [
+            {names[c].split("/")[0] for c in datamodule.dataset(stage).task(n).classes.tolist()}
+            for n in range(40)
+        ]
+        assert all(len(a) == 1 for a in alphabets) == within
+    assert len(set.union(*alphabets)) > 1
+
+
+def test_train_within_alphabet_needs_large_enough_alphabets(fake_datamodule: MakeDataModule) -> None:
+    names = fake_datamodule(way=5).class_names("train")
+    largest = max(Counter(name.split("/")[0] for name in names).values())
+    assert largest < len(names)
+    way = largest + 1
+    with pytest.raises(MatchnetError, match=rf"data.train_way={way} with data.train_within_alphabet=true"):
+        fake_datamodule(train_within_alphabet=True, way=5, train_way=way)
 
 
 def test_global_random_state_is_left_alone(fake_datamodule: MakeDataModule) -> None:

@@ -309,6 +309,8 @@ class OmniglotDataModule(EpisodeDataModule):
       or a list of stages, e.g. ``["train"]``.
     - ``within_alphabet``: val/test episodes take all their classes from one alphabet (Lake's
       protocol); the alphabet is chosen uniformly among those with at least ``way`` classes.
+    - ``train_within_alphabet``: the same for training episodes (harder negatives, as in the
+      within-alphabet test); off by default.
     - ``seed``: fixes the val/test episodes and the training episodes of every epoch, independent of
       ``num_workers`` and of the number of distributed ranks for val/test.
     - ``augment``: strength of the random affine distortions of training images (``RandomAffine``;
@@ -334,6 +336,7 @@ class OmniglotDataModule(EpisodeDataModule):
         train_query: int | None = None,
         rotations: bool | list[str] = True,
         within_alphabet: bool = False,
+        train_within_alphabet: bool = False,
         train_episodes_per_epoch: int = 500,
         val_episodes: int = 100,
         test_episodes: int = 1000,
@@ -369,6 +372,7 @@ class OmniglotDataModule(EpisodeDataModule):
         self.root, self.split = root, split
         self.rotated = _rotation_stages(split, rotations)
         self.within_alphabet = check_flag("within_alphabet", within_alphabet)
+        self.train_within_alphabet = check_flag("train_within_alphabet", train_within_alphabet)
         self.download = check_flag("download", download)
         valid = not isinstance(augment, bool) and isinstance(augment, int | float)
         if not (valid and 0 <= augment <= MAX_STRENGTH):
@@ -418,21 +422,26 @@ class OmniglotDataModule(EpisodeDataModule):
             groups[name.split("/")[0]].append(index)
         return list(groups.values())
 
+    def _within(self, stage: str) -> bool:
+        """Whether ``stage``'s episodes take all their classes from one alphabet."""
+        return self.train_within_alphabet if stage == "train" else self.within_alphabet
+
     def _groups(self, stage: str) -> list[list[int]] | None:
-        return self._alphabet_groups(stage) if self.within_alphabet and stage != "train" else None
+        return self._alphabet_groups(stage) if self._within(stage) else None
 
     def _check_ways(self, counts: dict[str, int]) -> None:
         super()._check_ways(counts)
         for stage in STAGES:
             way_key = self._keys[stage][0]
             way = self.settings(stage)[0]
-            if self.within_alphabet and stage != "train":
+            if self._within(stage):
+                flag = "train_within_alphabet" if stage == "train" else "within_alphabet"
                 largest = max(map(len, self._alphabet_groups(stage)))
                 if way > largest:
                     raise MatchnetError(
-                        f"data.{way_key}={way} with data.within_alphabet=true, but the largest alphabet of "
+                        f"data.{way_key}={way} with data.{flag}=true, but the largest alphabet of "
                         f"the {self.split} {stage} split has only {largest} classes; set data.{way_key} to "
-                        f"at most {largest} or data.within_alphabet=false."
+                        f"at most {largest} or data.{flag}=false."
                     )
 
     def _augment(self, stage: str) -> Augment | None:
