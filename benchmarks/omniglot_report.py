@@ -42,8 +42,11 @@ PAPER_MATCHNET = {(5, 1): (98.1, 97.9), (5, 5): (98.9, 98.7), (20, 1): (93.8, 93
 PAPER_PROTONET = {(5, 1): 98.8, (5, 5): 99.7, (20, 1): 96.0, (20, 5): 98.9}
 # Lake et al. 2015 within-alphabet 20-way 1-shot error (%): people, Bayesian Program Learning, and the
 # deep Siamese convnet of Koch et al. 2015 as reported there.
-LAKE_ERRORS = (("People (Lake et al. 2015)", 4.5), ("Bayesian Program Learning (Lake et al. 2015)", 3.3),
-               ("Deep Siamese convnet (Koch et al. 2015)", 8.0))
+LAKE_ERRORS = (
+    ("People (Lake et al. 2015)", 4.5),
+    ("Bayesian Program Learning (Lake et al. 2015)", 3.3),
+    ("Deep Siamese convnet (Koch et al. 2015)", 8.0),
+)
 
 
 @dataclass
@@ -180,48 +183,85 @@ def write_curves(models: list[Model], path: Path) -> None:
 def markdown(models: list[Model], curves: str) -> str:
     vinyals = [m for m in models if m.pick and m.pick.result.get("split") == "vinyals"]
     lake = [m for m in models if m.pick and m.pick.result.get("split") == "lake"]
-    out = ["# Omniglot: Matching Networks beside the published results", "",
-           "Written by `python benchmarks/omniglot_report.py` from the runs under `multirun/results/`. "
-           "Test accuracy in percent, mean ± 95% CI (normal approximation) over the stated number of fixed, "
-           "seeded test episodes (seed 0: every model meets the same episodes). 28x28 images, Conv4.", "",
-           "Choice rule, fixed before any test run: within a model's training sweep, the job with the highest "
-           "validation accuracy is chosen, and its checkpoint with the best validation accuracy is the one "
-           "tested. Note that `src/train.py` also tests each training job on 20-way 1-shot at its end; those "
-           "numbers sit in the jobs' `result.json` files and never enter a choice.", ""]
+    out = [
+        "# Omniglot: Matching Networks beside the published results",
+        "",
+        "Written by `python benchmarks/omniglot_report.py` from the runs under `multirun/results/`. "
+        "Test accuracy in percent, mean ± 95% CI (normal approximation) over the stated number of fixed, "
+        "seeded test episodes (seed 0: every model meets the same episodes). 28x28 images, Conv4.",
+        "",
+        "Choice rule, fixed before any test run: within a model's training sweep, the job with the highest "
+        "validation accuracy is chosen, and its checkpoint with the best validation accuracy is the one "
+        "tested. Note that `src/train.py` also tests each training job on 20-way 1-shot at its end; those "
+        "numbers sit in the jobs' `result.json` files and never enter a choice.",
+        "",
+    ]
     if vinyals:
-        out += ["## Vinyals split (Table 1 of Vinyals et al. 2016)", "",
-                "| setting | " + " | ".join(m.label for m in vinyals)
-                + " | Matching Nets (paper, no fine-tuning / fine-tuned) | Prototypical Nets (Snell et al. 2017) |",
-                "|---" * (len(vinyals) + 3) + "|"]
+        out += [
+            "## Vinyals split (Table 1 of Vinyals et al. 2016)",
+            "",
+            "| setting | "
+            + " | ".join(m.label for m in vinyals)
+            + " | Matching Nets (paper, no fine-tuning / fine-tuned)"
+            + " | Prototypical Nets (Snell et al. 2017) |",
+            "|---" * (len(vinyals) + 3) + "|",
+        ]
         for way, shot in SETTINGS:
             cells = [cell(m.tests.get((way, shot))) for m in vinyals]
             paper = "{} / {}".format(*PAPER_MATCHNET[(way, shot)])
-            out.append(f"| {way}-way {shot}-shot | " + " | ".join(cells) + f" | {paper} | {PAPER_PROTONET[(way, shot)]} |")
-        out += ["", "Test episodes and queries per class: "
-                + "; ".join(f"{w}w{s}: {r['episodes']} × {r['query']}" for (w, s), r in
-                            sorted(vinyals[0].tests.items())) + ".", ""]
-        out += ["Each model against the published numbers (margin in points; 'within the CI' when the margin is "
-                "smaller than our 95% CI):", ""]
+            out.append(
+                f"| {way}-way {shot}-shot | "
+                + " | ".join(cells)
+                + f" | {paper} | {PAPER_PROTONET[(way, shot)]} |"
+            )
+        out += [
+            "",
+            "Test episodes and queries per class: "
+            + "; ".join(
+                f"{w}w{s}: {r['episodes']} × {r['query']}" for (w, s), r in sorted(vinyals[0].tests.items())
+            )
+            + ".",
+            "",
+        ]
+        out += [
+            "Each model against the published numbers (margin in points; 'within the CI' when the margin is "
+            "smaller than our 95% CI):",
+            "",
+        ]
         for model in vinyals:
             for way, shot in SETTINGS:
                 result = model.tests.get((way, shot))
-                out.append(f"- `{model.name}` {way}w{shot}s: vs Matching Nets "
-                           f"{compare(result, max(PAPER_MATCHNET[(way, shot)]))}; vs Prototypical Nets "
-                           f"{compare(result, PAPER_PROTONET[(way, shot)])}")
+                out.append(
+                    f"- `{model.name}` {way}w{shot}s: vs Matching Nets "
+                    f"{compare(result, max(PAPER_MATCHNET[(way, shot)]))}; vs Prototypical Nets "
+                    f"{compare(result, PAPER_PROTONET[(way, shot)])}"
+                )
         out.append("")
     for model in lake:
         result = model.tests.get((20, 1))
-        out += ["## Lake et al. (2015) protocol: within-alphabet 20-way 1-shot", "",
-                "Trained on the 30 background alphabets minus 5 held out for validation; tested on episodes whose "
-                "20 classes all come from one evaluation alphabet. Error rate in percent.", "",
-                "| model | error % |", "|---|---|"]
+        out += [
+            "## Lake et al. (2015) protocol: within-alphabet 20-way 1-shot",
+            "",
+            "Trained on the 30 background alphabets minus 5 held out for validation; tested on episodes "
+            "whose "
+            "20 classes all come from one evaluation alphabet. Error rate in percent.",
+            "",
+            "| model | error % |",
+            "|---|---|",
+        ]
         if result:
-            out.append(f"| {model.label} ({result['episodes']} test episodes × {result['query']} queries) | "
-                       f"**{100 * (1 - result['test_acc']):.2f}** ± {100 * result['test_acc_ci95']:.2f} |")
+            out.append(
+                f"| {model.label} ({result['episodes']} test episodes × {result['query']} queries) | "
+                f"**{100 * (1 - result['test_acc']):.2f}** ± {100 * result['test_acc_ci95']:.2f} |"
+            )
         out += [f"| {name} | {error} |" for name, error in LAKE_ERRORS] + [""]
-    out += ["## Every training job and the choice", "",
-            "| model | job | overrides | best val acc (%) | val episodes | train episodes | temperature | chosen |",
-            "|---|---|---|---|---|---|---|---|"]
+    out += [
+        "## Every training job and the choice",
+        "",
+        "| model | job | overrides | best val acc (%) | val episodes | train episodes | temperature"
+        " | chosen |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for model in models:
         for job in model.jobs:
             ckpt = job.result.get("ckpt_path")
@@ -237,19 +277,107 @@ def markdown(models: list[Model], curves: str) -> str:
 
 def rows_csv(models: list[Model]) -> str:
     buffer = io.StringIO()
-    fields = ["model", "split", "way", "shot", "query", "episodes", "test_acc", "test_acc_ci95", "best_val_acc",
-              "train_episodes", "ckpt_path"]
+    fields = [
+        "model",
+        "split",
+        "way",
+        "shot",
+        "query",
+        "episodes",
+        "test_acc",
+        "test_acc_ci95",
+        "best_val_acc",
+        "train_episodes",
+        "ckpt_path",
+    ]
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     for model in models:
         for (way, shot), result in sorted(model.tests.items()):
-            writer.writerow({"model": model.name, "split": result["split"], "way": way, "shot": shot,
-                             "query": result["query"], "episodes": result["episodes"],
-                             "test_acc": result["test_acc"], "test_acc_ci95": result["test_acc_ci95"],
-                             "best_val_acc": model.pick.best_val if model.pick else "",
-                             "train_episodes": model.pick.result.get("train_episodes") if model.pick else "",
-                             "ckpt_path": result["ckpt_path"]})
+            writer.writerow(
+                {
+                    "model": model.name,
+                    "split": result["split"],
+                    "way": way,
+                    "shot": shot,
+                    "query": result["query"],
+                    "episodes": result["episodes"],
+                    "test_acc": result["test_acc"],
+                    "test_acc_ci95": result["test_acc_ci95"],
+                    "best_val_acc": model.pick.best_val if model.pick else "",
+                    "train_episodes": model.pick.result.get("train_episodes") if model.pick else "",
+                    "ckpt_path": result["ckpt_path"],
+                }
+            )
     return buffer.getvalue()
+
+
+# Shipped checkpoints: file name -> (model, the test setting its README entry names).
+SHIPPED = {
+    "omniglot-vinyals-5w1s.ckpt": ("vinyals_fce", (5, 1)),
+    "omniglot-vinyals-20w1s.ckpt": ("vinyals_fce", (20, 1)),
+    "omniglot-lake-20w1s.ckpt": ("lake_fce", (20, 1)),
+}
+# Kept in a shipped checkpoint: what loading, evaluating and predicting need (no optimiser state).
+SHIPPED_KEYS = (
+    "state_dict",
+    "hyper_parameters",
+    "epoch",
+    "global_step",
+    "pytorch-lightning_version",
+    "val_acc_best",
+    "trained_episodes",
+    "skipped_episodes",
+)
+
+
+def ship(models: list[Model], folder: Path) -> list[str]:
+    """Copy the chosen checkpoints into ``folder`` under ``SHIPPED``'s names and describe them.
+
+    The copies keep the weights and settings, drop the optimiser state, and point ``data.root`` at the
+    default location (evaluation uses the local data root anyway). Returns the README lines.
+    """
+    from matchnet.io import atomic_open
+
+    by_name = {m.name: m for m in models}
+    lines = [
+        "# Trained Omniglot checkpoints",
+        "",
+        "Written by `python benchmarks/omniglot_report.py --ship`: the checkpoint chosen on validation "
+        "(see `results/omniglot.md`, 'Every training job and the choice') of each results model, without "
+        "its optimiser state. Evaluate with the command given; it reproduces the accuracy of "
+        "`results/omniglot.md` exactly (same seed, same episodes).",
+        "",
+    ]
+    for filename, (name, (way, shot)) in SHIPPED.items():
+        model = by_name.get(name)
+        result = model.tests.get((way, shot)) if model else None
+        if model is None or model.pick is None or result is None:
+            lines += [f"## {filename}", "", f"Not written: `{name}` has no tested checkpoint yet.", ""]
+            continue
+        checkpoint = torch.load(result["ckpt_path"], map_location="cpu", weights_only=False)
+        slim = {key: checkpoint[key] for key in SHIPPED_KEYS if key in checkpoint}
+        slim["hyper_parameters"]["data"]["root"] = "data/omniglot"
+        with atomic_open(folder / filename, "wb") as handle:
+            torch.save(slim, handle)
+        job, query = model.pick, result["query"]
+        within = " data.within_alphabet=true" if result["split"] == "lake" else ""
+        lines += [
+            f"## {filename}",
+            "",
+            f"- model: {model.label}; temperature {temperature(Path(result['ckpt_path'])):.4f}",
+            f"- trained: `{name}` job {job.folder.name} ({job.overrides or 'no overrides'}), "
+            f"{job.result.get('train_episodes')} training episodes, best validation accuracy "
+            f"{100 * job.best_val:.2f} %",
+            f"- test: {way}-way {shot}-shot, {result['split']} split{within and ', within alphabet'}: "
+            f"**{cell(result)} %** over {result['episodes']} episodes × {query} queries per class",
+            f"- evaluate: `python src/eval.py ckpt_path=checkpoints/{filename} data.way={way} "
+            f"data.shot={shot} "
+            f"data.query={query} data.test_episodes={result['episodes']}`",
+            f"- retrain: `OMP_NUM_THREADS=1 bash benchmarks/omniglot_results.sh {name}`",
+            "",
+        ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,18 +385,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=ROOT / "multirun" / "results")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     parser.add_argument("--best", type=Path, help="print the chosen best.ckpt of this model's sweep and exit")
+    parser.add_argument(
+        "--ship",
+        type=Path,
+        nargs="?",
+        const=ROOT / "checkpoints",
+        default=None,
+        help="also copy the chosen checkpoints there (default: checkpoints/) with a README",
+    )
     args = parser.parse_args(argv)
     if args.best is not None:
         pick = chosen(training_jobs(args.best)) if args.best.is_dir() else None
         if pick is None:
-            print(f"error: {args.best} holds no finished training job with validation results; train it first "
-                  "(see the README's Results section).", file=sys.stderr)
+            print(
+                f"error: {args.best} holds no finished training job with validation results; train it first "
+                "(see the README's Results section).",
+                file=sys.stderr,
+            )
             return 2
         print(pick.folder / "checkpoints" / "best.ckpt")
         return 0
     if not args.runs.is_dir():
-        print(f"error: --runs {args.runs} is not a folder; train the results models first "
-              "(see the README's Results section).", file=sys.stderr)
+        print(
+            f"error: --runs {args.runs} is not a folder; train the results models first "
+            "(see the README's Results section).",
+            file=sys.stderr,
+        )
         return 2
     models = load(args.runs)
     if not models:
@@ -280,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(args.out / "omniglot.md", markdown(models, "omniglot_curves.png"))
     write_text_atomic(args.out / "omniglot.csv", rows_csv(models))
     print(f"wrote {args.out / 'omniglot.md'}, omniglot.csv and omniglot_curves.png")
+    if args.ship is not None:
+        write_text_atomic(args.ship / "README.md", "\n".join(ship(models, args.ship)))
+        print(f"wrote the chosen checkpoints and {args.ship / 'README.md'}")
     return 0
 
 

@@ -17,6 +17,7 @@ if [ ! -f "conf/experiment/results_${MODEL}.yaml" ]; then
   exit 2
 fi
 RUNS="${RUNS:-multirun/results}"
+TEST_EPISODES="${TEST_EPISODES:-1000}"
 SWEEP="$RUNS/$MODEL"
 
 "$PY" src/train.py -m "experiment=results_${MODEL}" ckpt_path=auto "hydra.sweep.dir=$SWEEP" "$@"
@@ -30,5 +31,5 @@ fi
 for setting in $SETTINGS; do
   IFS=: read -r way shot query <<<"$setting"
   "$PY" src/eval.py "ckpt_path=$CKPT" "data.way=$way" "data.shot=$shot" "data.query=$query" \
-    data.test_episodes=1000 "hydra.run.dir=$SWEEP/test/${way}w${shot}s"
+    "data.test_episodes=$TEST_EPISODES" "hydra.run.dir=$SWEEP/test/${way}w${shot}s"
 done

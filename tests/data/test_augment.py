@@ -1,4 +1,4 @@
-"""Omniglot's training augmentation: random affine distortions (Koch et al. 2015), seeded and training-only."""
+"""Omniglot's training augmentation: random affine distortions (Koch et al. 2015), seeded, training only."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ from matchnet.data.augment import RandomAffine
 from matchnet.errors import MatchnetError
 
 MakeDataModule = Callable[..., OmniglotDataModule]
-SMALL = {"way": 3, "shot": 1, "query": 2, "train_episodes_per_epoch": 4, "val_episodes": 3, "test_episodes": 3}
+SMALL = {
+    "way": 3,
+    "shot": 1,
+    "query": 2,
+    "train_episodes_per_epoch": 4,
+    "val_episodes": 3,
+    "test_episodes": 3,
+}
 
 
 def strokes(count: int = 4, side: int = 28) -> np.ndarray:

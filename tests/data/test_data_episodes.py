@@ -23,7 +23,6 @@ from matchnet.data import (
     find_sources,
     load_images,
 )
-
 from matchnet.errors import MatchnetError  # noqa: E402
 
 MakeDataModule = Callable[..., OmniglotDataModule]

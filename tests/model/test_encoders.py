@@ -51,6 +51,7 @@ def test_larger_omniglot_sizes_through_conv4_and_fce(image_size: int, dim: int) 
     assert net.encoder.embedding_dim == dim
     assert net.context.lstm.hidden_size == dim and net.attention_lstm.cell.hidden_size == dim
     support_y = torch.tensor([0, 1, 2])
-    log_probs = net(torch.rand(3, 1, image_size, image_size), support_y, torch.rand(4, 1, image_size, image_size), 3)
+    support_x, query_x = torch.rand(3, 1, image_size, image_size), torch.rand(4, 1, image_size, image_size)
+    log_probs = net(support_x, support_y, query_x, 3)
     assert log_probs.shape == (4, 3)
     torch.testing.assert_close(log_probs.exp().sum(1), torch.ones(4))

@@ -62,7 +62,8 @@ class MatchingNetwork(nn.Module):
         if isinstance(fce_steps, bool) or not isinstance(fce_steps, int) or fce_steps < 0:
             raise MatchnetError(f"model.fce_steps={fce_steps!r} must be a non-negative integer.")
         if readout not in READOUTS:
-            raise MatchnetError(f"model.readout={readout!r} is invalid: it must be one of {', '.join(READOUTS)}.")
+            allowed = ", ".join(READOUTS)
+            raise MatchnetError(f"model.readout={readout!r} is invalid: it must be one of {allowed}.")
         dim = int(encoder.embedding_dim)
         self.encoder = encoder
         self.fce = fce
