@@ -13,7 +13,7 @@ Layout (what the commands in the README's Results section make):
 The rule, fixed before any test run: within a model's training sweep the job with the highest
 validation accuracy (``val/acc``, the value that also picks its ``best.ckpt``) is chosen, ties to the
 lower job number; only that checkpoint is tested. Test accuracy never enters a choice. Every figure
-written here is read from a file a run wrote (``result.json``, ``csv/metrics.csv``, ``best.ckpt``).
+written here is read from a file a run wrote (``result.json``, ``csv/*/metrics.csv``, ``best.ckpt``).
 """
 
 from __future__ import annotations
@@ -59,6 +59,13 @@ class Job:
 
     @property
     def best_val(self) -> float:
+        """The best validation accuracy: the one stored with ``best.ckpt`` (the value that picked it),
+        else the best of the logged curve."""
+        ckpt = self.folder / "checkpoints" / "best.ckpt"
+        if ckpt.is_file():
+            stored = torch.load(ckpt, map_location="cpu", weights_only=False).get("val_acc_best")
+            if stored is not None:
+                return float(stored)
         return max((acc for _, acc in self.curve), default=float("nan"))
 
     @property
@@ -73,13 +80,13 @@ class Job:
 
 
 def read_curve(folder: Path) -> list[tuple[int, float]]:
-    """``(training episodes, val/acc)`` per validation, from the job's CSV log."""
-    path = folder / "csv" / "metrics.csv"
-    if not path.is_file():
-        return []
-    with path.open() as handle:
-        rows = [r for r in csv.DictReader(handle) if r.get("val/acc")]
-    return [(int(r["step"]), float(r["val/acc"])) for r in rows]
+    """``(training episodes, val/acc)`` per validation, from the job's CSV logs (one per start of the
+    run: ``csv/version_N/metrics.csv``; a resumed run continues in the next version)."""
+    points: dict[int, float] = {}
+    for path in sorted((folder / "csv").glob("**/metrics.csv")):
+        with path.open() as handle:
+            points |= {int(r["step"]): float(r["val/acc"]) for r in csv.DictReader(handle) if r.get("val/acc")}
+    return sorted(points.items())
 
 
 def numbered(folder: Path) -> list[Path]:
@@ -97,7 +104,7 @@ def training_jobs(model_dir: Path) -> list[Job]:
 
 def chosen(jobs: list[Job]) -> Job | None:
     """The rule: the finished job with the highest validation accuracy (lower job number on ties)."""
-    finished = [j for j in jobs if j.result.get("status") == "ok" and j.curve]
+    finished = [j for j in jobs if j.result.get("status") == "ok" and not math.isnan(j.best_val)]
     return max(finished, key=lambda j: (j.best_val, -int(j.folder.name)), default=None)
 
 

@@ -289,6 +289,9 @@ def validate(cfg: DictConfig, task: str = "train") -> None:
         task: which entry point; eval has no model, optimizer or callbacks groups.
     """
     check_rules(cfg, {k: r for k, r in TOP_RULES.items() if k in cfg}, "")
+    # The trainer first: other groups interpolate its values (scheduler.T_max = trainer.max_epochs).
+    check_keys(cfg.get("trainer"), "trainer.")
+    check_rules(cfg.get("trainer"), TRAINER_RULES, "trainer.")
     if task == "train":
         validate_data(cfg.get("data"))
         for group in ("model", "optimizer", "scheduler"):
@@ -305,7 +308,5 @@ def validate(cfg: DictConfig, task: str = "train") -> None:
             check_keys(node, f"callbacks.{name}.")
     elif cfg.get("data") is not None:
         check_keys(cfg.data, "data.")
-    check_keys(cfg.get("trainer"), "trainer.")
-    check_rules(cfg.get("trainer"), TRAINER_RULES, "trainer.")
     for name, node in _group_nodes(cfg.get("logger")):
         check_keys(node, f"logger.{name}.")

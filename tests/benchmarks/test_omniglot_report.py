@@ -18,6 +18,7 @@ TINY = [
     "trainer.max_epochs=2",
     "data.train_episodes_per_epoch=3",
     "data.val_episodes=2",
+    "data.test_episodes=3",
     "data.augment=0.0,0.5",
 ]
 
@@ -44,8 +45,11 @@ def test_sweep_choice_test_report_and_ship(omniglot_root: Path, tmp_path: Path) 
     # The choice is the job with the highest validation accuracy in its own CSV log.
     best = {}
     for job in ("0", "1"):
-        with (sweep / job / "csv" / "metrics.csv").open() as handle:
+        (log,) = (sweep / job / "csv").glob("version_*/metrics.csv")
+        with log.open() as handle:
             best[job] = max(float(r["val/acc"]) for r in csv.DictReader(handle) if r.get("val/acc"))
+        stored = torch.load(sweep / job / "checkpoints" / "best.ckpt", weights_only=False)["val_acc_best"]
+        assert stored == pytest.approx(best[job])
     expected = max(best, key=lambda j: (best[j], -int(j)))
     assert f"chosen on validation: {sweep / expected / 'checkpoints' / 'best.ckpt'}" in proc.stdout
     assert sorted(p.name for p in (sweep / "test").iterdir()) == ["20w1s", "20w5s", "5w1s", "5w5s"]
