@@ -10,8 +10,6 @@ That validation value, never a test metric, is what ``main`` returns to Hydra: a
 optimises it (``-m hparams_search=omniglot_optuna``) tunes on validation episodes only.
 """
 
-import math
-
 import hydra
 from omegaconf import DictConfig
 
@@ -21,14 +19,13 @@ from matchnet.pipeline import train
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Train and test; return ``cfg.optimized_metric``'s value to Hydra (NaN for a failed sweep job).
+    """Train and test; return ``cfg.optimized_metric``'s value to Hydra.
 
-    Optuna records a trial whose value is NaN as failed and goes on with the search.
+    A failed job of a sweep returns None (a single run has exited with status 2): the Optuna sweeper
+    records that trial as failed and, within ``hydra.sweeper.max_failure_rate``, goes on.
     """
     result = run_task(train, cfg)
-    if result is None:  # a failed job of a sweep (a single run has exited with status 2)
-        return math.nan
-    return result.get("optimized_value")
+    return None if result is None else result.get("optimized_value")
 
 
 if __name__ == "__main__":
