@@ -30,7 +30,9 @@ def wandb_run(folder: Path) -> dict:
 def test_two_sweeps_of_a_task_land_in_two_groups(omniglot_root: Path, tmp_path: Path) -> None:
     groups = []
     for sweep in ("sweep_a", "sweep_b"):
-        proc = run_script("train.py", "-m", *QUICK, "seed=0,1", f"hydra.sweep.dir={tmp_path / sweep}", cwd=tmp_path)
+        proc = run_script(
+            "train.py", "-m", *QUICK, "seed=0,1", f"hydra.sweep.dir={tmp_path / sweep}", cwd=tmp_path
+        )
         runs = [wandb_run(tmp_path / sweep / job) for job in ("0", "1")]
         assert runs[0]["run"]["group"] == runs[1]["run"]["group"]  # the jobs of a sweep share a group
         groups.append(runs[0]["run"]["group"])
@@ -44,7 +46,9 @@ def test_two_sweeps_of_a_task_land_in_two_groups(omniglot_root: Path, tmp_path: 
     assert groups[0] != groups[1] and all(g.startswith("omniglot_5w1s-") for g in groups)
 
     explicit = tmp_path / "explicit"
-    run_script("train.py", "-m", *QUICK, "logger.wandb.group=mine", f"hydra.sweep.dir={explicit}", cwd=tmp_path)
+    run_script(
+        "train.py", "-m", *QUICK, "logger.wandb.group=mine", f"hydra.sweep.dir={explicit}", cwd=tmp_path
+    )
     assert wandb_run(explicit / "0")["run"]["group"] == "mine"
 
 
@@ -88,7 +92,17 @@ def test_interrupted_run_has_its_whole_config(omniglot_root: Path, tmp_path: Pat
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
     logged = wandb_run(run)
     config = logged["config"]
-    for key in ("data", "model", "optimizer", "trainer", "callbacks", "logger", "tags", "seed", "optimized_metric"):
+    for key in (
+        "data",
+        "model",
+        "optimizer",
+        "trainer",
+        "callbacks",
+        "logger",
+        "tags",
+        "seed",
+        "optimized_metric",
+    ):
         assert key in config, f"{key} missing from the W&B config of an interrupted run"
     assert config["data"]["way"] == 20 and config["trainer"]["max_epochs"] == 1
     params = config["params"]

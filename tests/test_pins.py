@@ -17,7 +17,9 @@ PINNED = ("pytorch-lightning", "wandb", "hydra-core", "hydra-optuna-sweeper", "o
 
 def requirements() -> dict[str, SpecifierSet]:
     """``name: specifier`` of every quoted requirement line of pyproject.toml."""
-    lines = re.findall(r'^\s*"([A-Za-z0-9_.\-]+)((?:[<>=!~][^"]*)?)",', (ROOT / "pyproject.toml").read_text(), re.M)
+    lines = re.findall(
+        r'^\s*"([A-Za-z0-9_.\-]+)((?:[<>=!~][^"]*)?)",', (ROOT / "pyproject.toml").read_text(), re.M
+    )
     return {name.lower(): SpecifierSet(spec) for name, spec in lines}
 
 
@@ -27,8 +29,9 @@ def test_installed_version_is_the_pinned_one(package: str) -> None:
     assert spec, f"{package} has no version pin in pyproject.toml"
     installed = version(package)
     assert installed in spec, (
-        f"{package} {installed} is installed but pyproject.toml pins {package}{spec}, the versions the test "
-        "suite was run on; reinstall with `make install`, or run the suite on the new version and move the pin."
+        f"{package} {installed} is installed but pyproject.toml pins {package}{spec}, the versions the "
+        "test suite was run on; reinstall with `make install`, or run the suite on the new version and "
+        "move the pin."
     )
 
 

@@ -55,7 +55,11 @@ def _results(sweep_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for job in jobs:
         path = job / RESULT_FILE
-        result = json.loads(path.read_text()) if path.is_file() else {"status": "failed", "error": "no result.json"}
+        result = (
+            json.loads(path.read_text())
+            if path.is_file()
+            else {"status": "failed", "error": "no result.json"}
+        )
         out.append((job.name, result))
     return out
 
@@ -123,7 +127,9 @@ def collect_search(sweep_dir: Path, params: list[str], direction: str) -> list[d
             }
         )
     sign = -1.0 if direction.lower().endswith("maximize") else 1.0
-    rows.sort(key=lambda r: (r["optimized_value"] is None, sign * (r["optimized_value"] or 0.0), int(r["job"])))
+    rows.sort(
+        key=lambda r: (r["optimized_value"] is None, sign * (r["optimized_value"] or 0.0), int(r["job"]))
+    )
     for rank, row in enumerate(rows, start=1):
         best = rank == 1 and row["optimized_value"] is not None
         row["rank"] = rank if row["optimized_value"] is not None else ""
@@ -145,13 +151,21 @@ def search_markdown(rows: list[dict[str, Any]], direction: str) -> str:
     metric = next((r["optimized_metric"] for r in rows if r["optimized_metric"]), "optimized value")
     ok = sum(r["status"] == "ok" for r in rows)
     lines = [
-        f"Search: {direction} {metric} (validation) over {len(rows)} trials, {ok} ok, {len(rows) - ok} failed.",
+        f"Search: {direction} {metric} (validation) over {len(rows)} trials, "
+        f"{ok} ok, {len(rows) - ok} failed.",
         "",
         f"| rank | job | parameters | status | {metric} | |",
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        cells = [row["rank"], row["job"], row["parameters"], row["status"], row["optimized_value"], row["best"]]
+        cells = [
+            row["rank"],
+            row["job"],
+            row["parameters"],
+            row["status"],
+            row["optimized_value"],
+            row["best"],
+        ]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     best = next((r for r in rows if r["best"]), None)
     lines.append("")
@@ -159,9 +173,9 @@ def search_markdown(rows: list[dict[str, Any]], direction: str) -> str:
         lines.append("No trial finished: there is no best trial.")
     else:
         lines.append(
-            f"Best trial: job {best['job']} ({metric} = {best['optimized_value']}). Test accuracy of the best "
-            f"trial only: {best['test_acc']}% ± {best['test_acc_ci95']} (95% CI, {best['episodes']} test "
-            f"episodes; {best['output_dir']})."
+            f"Best trial: job {best['job']} ({metric} = {best['optimized_value']}). "
+            f"Test accuracy of the best trial only: {best['test_acc']}% ± {best['test_acc_ci95']} "
+            f"(95% CI, {best['episodes']} test episodes; {best['output_dir']})."
         )
     return "\n".join(lines) + "\n"
 

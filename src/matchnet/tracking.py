@@ -93,7 +93,7 @@ def wandb_name(cfg: DictConfig) -> str:
 
 def wandb_settings(cfg: DictConfig) -> DictConfig:
     """``cfg.logger`` with the W&B group and name filled in where the config leaves them null."""
-    group = OmegaConf.create(OmegaConf.to_container(cfg.logger, resolve=False))
+    group = OmegaConf.create(OmegaConf.to_container(cfg.logger, resolve=True))
     node = group.get("wandb")
     if isinstance(node, DictConfig) and "_target_" in node:
         if node.get("group") is None:
