@@ -18,7 +18,6 @@ SEARCH = [
     "debug=limit",
     "hydra.sweeper.n_trials=3",
     "trainer.limit_train_batches=3",
-    "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=3",
 ]
 
@@ -45,7 +44,12 @@ def test_optuna_search_returns_validation_metric(omniglot_root: Path, tmp_path: 
     sweep = tmp_path / "search"
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     proc = run_script(
-        "train.py", *SEARCH, f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep}", cwd=tmp_path
+        "train.py",
+        *SEARCH,
+        "trainer.limit_val_batches=2",
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
     )
     results = job_results(sweep)
     assert sorted(results) == ["0", "1", "2"]
