@@ -103,6 +103,10 @@ def test_failed_trial_is_recorded_and_search_goes_on(omniglot_root: Path, tmp_pa
     failed = [r for r in results.values() if r["status"] == "failed"]
     ok = [r for r in results.values() if r["status"] == "ok"]
     assert failed and ok, "the seed should draw both settings"
+    assert all(
+        "trainer.limit_val_batches=" in row["parameters"]
+        for row in csv.DictReader((sweep / "summary.csv").open())
+    )
     for result in failed:
         assert "trainer.limit_val_batches=0" in result["overrides"]
         assert "optimized_metric='val/acc_best' was not logged" in result["error"]

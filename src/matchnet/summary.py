@@ -196,8 +196,13 @@ def _search(config: DictConfig) -> tuple[list[str], str] | None:
     direction = sweeper.direction
     if not isinstance(direction, str):  # several objectives: not what src/train.py returns
         return None
-    params = sweeper.get("params") or {}
-    return [str(k) for k in params], direction
+    params = [str(k) for k in sweeper.get("params") or {}]
+    sweeps = ("choice(", "range(", "interval(", "tag(")  # searched settings given on the command line
+    for override in OmegaConf.select(config, "hydra.overrides.task", default=None) or []:
+        key, _, value = str(override).partition("=")
+        if value.startswith(sweeps) and key not in params:
+            params.append(key)
+    return params, direction
 
 
 class SweepSummary(Callback):
