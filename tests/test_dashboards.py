@@ -16,7 +16,14 @@ from scripts import DATA_ROOT, run_script
 from wandb_records import read_run
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["experiment=omniglot_5w1s", "trainer.fast_dev_run=true", "data.test_episodes=2"]
+# A few real episodes (not fast_dev_run, which gives Lightning's callbacks placeholder loggers).
+QUICK = [
+    "experiment=omniglot_5w1s",
+    "trainer.max_epochs=1",
+    "data.train_episodes_per_epoch=2",
+    "data.val_episodes=1",
+    "data.test_episodes=2",
+]
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
@@ -39,6 +46,7 @@ def test_two_sweeps_of_a_task_land_in_two_groups(omniglot_root: Path, tmp_path: 
         for job, logged in enumerate(runs):
             assert logged["run"]["job_type"] == "train"
             assert logged["run"]["tags"] == ["omniglot", "5w1s", "fce"]
+            # task and job number; these overrides are too long to join the name
             assert logged["run"]["name"] == f"omniglot_5w1s#{job}"
             assert logged["config"]["seed"] == job and logged["config"]["tags"] == ["omniglot", "5w1s", "fce"]
             assert any("lr-Adam" in row for row in logged["history"])  # the learning-rate monitor

@@ -61,7 +61,7 @@ def _trainer(cfg: DictConfig, loggers: list[Logger]) -> pl.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"))
     if not loggers:  # Lightning's LearningRateMonitor refuses a trainer without loggers
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    callbacks.append(RunInfo(cfg, output_dir()))
+    callbacks.append(RunInfo(cfg, output_dir(), loggers))
     return instantiate_trainer(
         cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
     )

@@ -18,7 +18,7 @@ import rich.tree
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import Logger, WandbLogger
 
 from matchnet.errors import MatchnetError
 from matchnet.io import write_text_atomic
@@ -121,9 +121,10 @@ class RunInfo(pl.Callback):
     Logging at the start, not at the end, means a crashed or interrupted run shows its whole config.
     """
 
-    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+    def __init__(self, cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> None:
         self.config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
         self.run_dir = run_dir
+        self.loggers = loggers  # the run's own: under fast_dev_run, trainer.loggers are placeholders
         self.done = False
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -131,19 +132,20 @@ class RunInfo(pl.Callback):
             return
         self.done = True
         counts = parameter_counts(pl_module)
-        for logger in trainer.loggers:
+        for logger in self.loggers:
             logger.log_hyperparams(self.config | {"params": counts})
             if isinstance(logger, WandbLogger):
                 logger.experiment.summary.update({f"params/{k}": v for k, v in counts.items()})
         lines = [f"Run folder: {self.run_dir}"]
-        for logger in trainer.loggers:
+        for logger in self.loggers:
             if isinstance(logger, WandbLogger):
                 run = logger.experiment
                 mode = "offline" if run.settings._offline else "online"
                 where = f"{run.dir.rsplit('/files', 1)[0]}" if hasattr(run, "dir") else ""
                 lines.append(f"W&B run: {run.path} ({mode}, group {run.group}, files in {where})")
-        print("\n".join(lines), flush=True)
-        log.info("%s; parameters %s", "; ".join(lines), counts)
+        for line in lines:  # once, on the console and in the run's log file
+            log.info("%s", line)
+        log.info("Parameters: %s", counts)
 
 
 def optimized_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
