@@ -140,9 +140,9 @@ class RunInfo(pl.Callback):
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):
                 run = logger.experiment
-                mode = "offline" if run.settings._offline else "online"
-                where = f"{run.dir.rsplit('/files', 1)[0]}" if hasattr(run, "dir") else ""
-                lines.append(f"W&B run: {run.path} ({mode}, group {run.group}, files in {where})")
+                mode = "offline" if run.offline else "online"
+                files = Path(run.dir).parent
+                lines.append(f"W&B run: {run.path} ({mode}, group {run.group}, files in {files})")
         for line in lines:  # once, on the console and in the run's log file
             log.info("%s", line)
         log.info("Parameters: %s", counts)
