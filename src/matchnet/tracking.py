@@ -40,7 +40,7 @@ def sweeper_optimises() -> bool:
     if not in_multirun():
         return False
     sweeper = HydraConfig.get().sweeper
-    return "direction" in sweeper or "optim" in sweeper
+    return any(key in sweeper for key in ("direction", "optim", "ax_config"))
 
 
 def config_tree(cfg: DictConfig) -> rich.tree.Tree:
