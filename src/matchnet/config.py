@@ -78,7 +78,8 @@ def _rotations_rule() -> Rule:
     from matchnet.data.splits import STAGES
 
     return Rule(
-        lambda v: isinstance(v, bool) or (isinstance(v, (list, tuple)) and all(s in STAGES for s in v)),
+        lambda v: isinstance(v, bool)
+        or (isinstance(v, (list, tuple)) and all(s in STAGES for s in v)),
         f"true, false or a list of stages among {list(STAGES)} (e.g. [train])",
     )
 

@@ -39,7 +39,7 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
     """Loggers of ``cfg.logger``; a null W&B ``group`` or ``name`` gets one per sweep / a short name
-    (:func:`matchnet.tracking.wandb_settings`). W&B's mode is the logger's own ``offline`` argument."""
+    (:func:`matchnet.tracking.wandb_settings`). W&B's mode is wandb.init's own ``mode`` argument."""
     if not cfg.get("logger"):
         return []
     return instantiate_group(wandb_settings(cfg))
