@@ -34,10 +34,11 @@ def _chunks(data: bytes) -> list[bytes]:
 
 
 def read_run(path: Path) -> dict[str, Any]:
-    """``{"config": {...}, "history": [{key: value}, ...], "summary": {key: value}}`` of one run file."""
+    """``{"config": {...}, "history": [{key: value}, ...], "summary": {key: value}, "run": {...}}`` of
+    one run file; ``run`` holds the run's ``name``, ``group``, ``job_type`` and ``tags``."""
     data = path.read_bytes()
     assert data[:4] == b":W&B", f"{path} is not a W&B run file"
-    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}}
+    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "run": {}}
     for chunk in _chunks(data):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(chunk)
@@ -52,6 +53,16 @@ def read_run(path: Path) -> dict[str, Any]:
         elif kind == "summary":
             for item in record.summary.update:
                 out["summary"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+        elif kind == "run":
+            run = record.run
+            out["run"] = {
+                "name": run.display_name,
+                "group": run.run_group,
+                "job_type": run.job_type,
+                "tags": list(run.tags),
+            }
+            for item in run.config.update:
+                out["config"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
         elif kind == "config":
             for item in record.config.update:
                 out["config"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)

@@ -164,6 +164,16 @@ TRAINER_RULES = {
     "deterministic": Rule(lambda v: isinstance(v, bool) or v == "warn", "true, false or warn", True),
 }
 TOP_RULES = {
+    "optimized_metric": Rule(
+        lambda v: isinstance(v, str) and v != "" and not v.startswith("test"),
+        "a metric logged while fitting, e.g. val/acc_best or val/loss, never a test metric (tuning must not "
+        "see the test set), or null",
+        True,
+    ),
+    "tags": Rule(
+        lambda v: isinstance(v, (list, tuple)) and all(isinstance(t, str) and t != "" for t in v),
+        "a list of non-empty strings, e.g. [omniglot, 5w1s, fce]",
+    ),
     "seed": integer(-(2**63), 2**63 - 1),
     "nan_policy": choice(NAN_POLICIES),
     "ckpt_path": Rule(lambda v: isinstance(v, str) and v != "", "a checkpoint path, last or auto", True),

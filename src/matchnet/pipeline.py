@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import Logger, WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -21,6 +21,7 @@ from matchnet.errors import MatchnetError
 from matchnet.module import MatchingNetModule
 from matchnet.preemption import PreemptionCheckpoint, RunInterrupted
 from matchnet.resume import check_compatible, checkpoint_dir, resolve_ckpt_path
+from matchnet.tracking import RunInfo, optimized_value, print_config_tree, wandb_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,11 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
-    """Loggers of ``cfg.logger``; W&B goes online only when asked to (``WANDB_MODE=online``)."""
-    loggers = instantiate_group(cfg.get("logger"))
-    for logger in loggers:
-        if isinstance(logger, WandbLogger) and os.environ.get("WANDB_MODE") == "online":
-            logger._wandb_init["mode"] = "online"
-    return loggers
+    """Loggers of ``cfg.logger``; a null W&B ``group`` or ``name`` gets one per sweep / a short name
+    (:func:`matchnet.tracking.wandb_settings`). W&B's mode is wandb.init's own ``mode`` argument."""
+    if not cfg.get("logger"):
+        return []
+    return instantiate_group(wandb_settings(cfg))
 
 
 def job_overrides() -> list[str]:
@@ -59,6 +59,9 @@ def output_dir() -> Path:
 
 def _trainer(cfg: DictConfig, loggers: list[Logger]) -> pl.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"))
+    if not loggers:  # Lightning's LearningRateMonitor refuses a trainer without loggers
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    callbacks.append(RunInfo(cfg, output_dir(), loggers))
     return instantiate_trainer(
         cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
     )
@@ -113,13 +116,13 @@ def _result(
 def _log_result(loggers: list[Logger], result: dict[str, Any], cfg: DictConfig) -> None:
     """Send the final figures to every logger, also when Lightning replaced them (fast_dev_run).
 
-    Global rank 0 only: under DDP the other ranks' loggers are placeholders.
+    Global rank 0 only: under DDP the other ranks' loggers are placeholders. The config was logged
+    when the run started (:class:`matchnet.tracking.RunInfo`).
     """
     if not is_global_zero():
         return
     metrics = {"test/acc_final": result["test_acc"], "test/acc_ci95_final": result["test_acc_ci95"]}
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics(metrics)
         if isinstance(logger, WandbLogger):
             logger.experiment.summary.update(result)
@@ -136,11 +139,16 @@ def _finish_wandb(loggers: list[Logger]) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit on training episodes, keep the best checkpoint by ``val/acc``, test it.
 
+    The result holds the test figures and ``optimized_value``, the value of ``cfg.optimized_metric``
+    (a metric logged while fitting, ``val/acc_best`` by default) that ``src/train.py`` returns to Hydra.
+
     ``ckpt_path`` resumes an interrupted run (``last``, ``auto`` or a file; see ``matchnet.resume``).
     SIGTERM / SIGINT save ``last.ckpt`` and raise :class:`RunInterrupted`.
     """
     validate(cfg, "train")
     ckpt_path = _resume_path(cfg)
+    if is_global_zero():
+        print_config_tree(cfg, output_dir())
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = MatchingNetModule(
@@ -156,11 +164,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         check_episodes(trainer, datamodule, ("train", "val", "test"))
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            fitted = {name: float(value) for name, value in trainer.callback_metrics.items()}
+            optimized = optimized_value(cfg, fitted)  # before testing: a run without validation stops here
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         except SIGTERMException as stop:
             raise _interrupted(trainer) from stop
-        result = _result(module, datamodule, trainer, cfg) | {"ckpt_path": best or None}
+        result = _result(module, datamodule, trainer, cfg) | {
+            "optimized_metric": cfg.get("optimized_metric"),
+            "optimized_value": optimized,
+            "ckpt_path": best or None,
+        }
         _log_result(loggers, result, cfg)
     finally:
         _finish_wandb(loggers)
@@ -200,6 +214,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     validate(cfg, "eval")
     module = load_module(cfg.ckpt_path)
+    if is_global_zero():
+        print_config_tree(cfg, output_dir())
     pl.seed_everything(cfg.seed, workers=True)
     data = data_config_for_eval(cfg, module.hparams.get("data"))
     validate_data(data)

@@ -1,4 +1,10 @@
-"""A Hydra callback that tabulates a sweep: one row per job, Markdown and CSV."""
+"""A Hydra callback that tabulates a sweep: one row per job, Markdown and CSV.
+
+A grid sweep lists every job with its test accuracy. A search (a sweeper that optimises the value
+``src/train.py`` returns, e.g. ``hparams_search=omniglot_optuna``) lists every trial with its
+parameters and validation value (``optimized_metric``), sorted by it, marks the best trial and
+reports the test accuracy of that trial only.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from matchnet.cli import RESULT_FILE
 from matchnet.io import write_text_atomic
@@ -42,12 +48,11 @@ def _row(job: str, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def collect(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job folder of ``sweep_dir`` (numbered folders), failed or missing results included."""
-    rows = []
+def _results(sweep_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     jobs = sorted(
         (p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
     )
+    out = []
     for job in jobs:
         path = job / RESULT_FILE
         result = (
@@ -55,8 +60,13 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
             if path.is_file()
             else {"status": "failed", "error": "no result.json"}
         )
-        rows.append(_row(job.name, result))
-    return rows
+        out.append((job.name, result))
+    return out
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job folder of ``sweep_dir`` (numbered folders), failed or missing results included."""
+    return [_row(job, result) for job, result in _results(sweep_dir)]
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
@@ -77,12 +87,140 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+SEARCH_COLUMNS = (
+    "rank",
+    "job",
+    "parameters",
+    "status",
+    "optimized_metric",
+    "optimized_value",
+    "best",
+    "test_acc",
+    "test_acc_ci95",
+    "episodes",
+    "output_dir",
+)
+
+
+def collect_search(sweep_dir: Path, params: list[str], direction: str) -> list[dict[str, Any]]:
+    """Trials of a search, best first by ``optimized_value`` (``direction``: maximize or minimize);
+    failed trials last. Only the best trial carries its test accuracy."""
+    rows = []
+    for job, result in _results(sweep_dir):
+        value = result.get("optimized_value")
+        ok = result.get("status") == "ok" and isinstance(value, (int, float))
+        overrides = result.get("overrides", [])
+        chosen = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in params] if params else overrides
+        error = result.get("error") or (f"{result.get('optimized_metric')} was not logged" if not ok else "")
+        rows.append(
+            {
+                "job": job,
+                "parameters": " ".join(chosen),
+                "status": "ok" if ok else f"failed: {error}",
+                "optimized_metric": result.get("optimized_metric", ""),
+                "optimized_value": float(value) if ok else None,
+                "best": "",
+                "test_acc": result.get("test_acc"),
+                "test_acc_ci95": result.get("test_acc_ci95"),
+                "episodes": result.get("episodes", ""),
+                "output_dir": result.get("output_dir", ""),
+            }
+        )
+    sign = -1.0 if direction.lower().endswith("maximize") else 1.0
+    rows.sort(
+        key=lambda r: (r["optimized_value"] is None, sign * (r["optimized_value"] or 0.0), int(r["job"]))
+    )
+    for rank, row in enumerate(rows, start=1):
+        best = rank == 1 and row["optimized_value"] is not None
+        row["rank"] = rank if row["optimized_value"] is not None else ""
+        row["best"] = "best" if best else ""
+        if not best:  # the test set judges the chosen trial only
+            row["test_acc"] = row["test_acc_ci95"] = row["episodes"] = ""
+        else:
+            row["test_acc"] = f"{100 * row['test_acc']:.2f}"
+            row["test_acc_ci95"] = f"{100 * row['test_acc_ci95']:.2f}"
+        if row["optimized_value"] is not None:
+            row["optimized_value"] = f"{row['optimized_value']:.4f}"
+        else:
+            row["optimized_value"] = ""
+    return rows
+
+
+def search_markdown(rows: list[dict[str, Any]], direction: str) -> str:
+    """The search table (best first) and a line with the best trial's test accuracy."""
+    metric = next((r["optimized_metric"] for r in rows if r["optimized_metric"]), "optimized value")
+    ok = sum(r["status"] == "ok" for r in rows)
+    lines = [
+        f"Search: {direction} {metric} (validation) over {len(rows)} trials, "
+        f"{ok} ok, {len(rows) - ok} failed.",
+        "",
+        f"| rank | job | parameters | status | {metric} | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [
+            row["rank"],
+            row["job"],
+            row["parameters"],
+            row["status"],
+            row["optimized_value"],
+            row["best"],
+        ]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    best = next((r for r in rows if r["best"]), None)
+    lines.append("")
+    if best is None:
+        lines.append("No trial finished: there is no best trial.")
+    else:
+        lines.append(
+            f"Best trial: job {best['job']} ({metric} = {best['optimized_value']}). "
+            f"Test accuracy of the best trial only: {best['test_acc']}% ± {best['test_acc_ci95']} "
+            f"(95% CI, {best['episodes']} test episodes; {best['output_dir']})."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def search_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SEARCH_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _search(config: DictConfig) -> tuple[list[str], str] | None:
+    """``(swept keys, direction)`` when the sweep's sweeper optimises a single value, else None."""
+    sweeper = OmegaConf.select(config, "hydra.sweeper", default=None)
+    if not isinstance(sweeper, DictConfig) or "direction" not in sweeper:
+        return None
+    direction = sweeper.direction
+    if not isinstance(direction, str):  # several objectives: not what src/train.py returns
+        return None
+    params = [str(k) for k in sweeper.get("params") or {}]
+    sweeps = ("choice(", "range(", "interval(", "tag(")  # searched settings given on the command line
+    for override in OmegaConf.select(config, "hydra.overrides.task", default=None) or []:
+        key, _, value = str(override).partition("=")
+        if value.startswith(sweeps) and key not in params:
+            params.append(key)
+    return params, direction
+
+
 class SweepSummary(Callback):
     """Writes ``summary.md`` and ``summary.csv`` into the sweep folder when a multirun ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
+            return
+        search = _search(config)
+        if search is not None:
+            params, direction = search
+            rows = collect_search(sweep_dir, params, direction)
+            markdown = search_markdown(rows, direction)
+            write_text_atomic(sweep_dir / "summary.md", markdown)
+            write_text_atomic(sweep_dir / "summary.csv", search_csv(rows))
+            log.info("Search summary (%s):\n%s", sweep_dir / "summary.md", markdown)
+            print(markdown, flush=True)
             return
         rows = collect(sweep_dir)
         markdown = to_markdown(rows)

@@ -1,0 +1,122 @@
+"""What reaches the W&B dashboard, read back from the offline run files: one group per sweep, the
+entry point as job type, the experiment's tags, the whole config and parameter counts from the start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scripts import DATA_ROOT, run_script
+from wandb_records import read_run
+
+ROOT = Path(__file__).resolve().parents[1]
+# A few real episodes (not fast_dev_run, which gives Lightning's callbacks placeholder loggers).
+QUICK = [
+    "experiment=omniglot_5w1s",
+    "trainer.max_epochs=1",
+    "data.train_episodes_per_epoch=2",
+    "data.val_episodes=1",
+    "data.test_episodes=2",
+]
+
+pytestmark = [pytest.mark.data, pytest.mark.slow]
+
+
+def wandb_run(folder: Path) -> dict:
+    runs = list(folder.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(runs) == 1, f"expected one W&B run in {folder}, found {runs}"
+    return read_run(runs[0])
+
+
+def test_two_sweeps_of_a_task_land_in_two_groups(omniglot_root: Path, tmp_path: Path) -> None:
+    groups = []
+    for sweep in ("sweep_a", "sweep_b"):
+        proc = run_script(
+            "train.py", "-m", *QUICK, "seed=0,1", f"hydra.sweep.dir={tmp_path / sweep}", cwd=tmp_path
+        )
+        runs = [wandb_run(tmp_path / sweep / job) for job in ("0", "1")]
+        assert runs[0]["run"]["group"] == runs[1]["run"]["group"]  # the jobs of a sweep share a group
+        groups.append(runs[0]["run"]["group"])
+        for job, logged in enumerate(runs):
+            assert logged["run"]["job_type"] == "train"
+            assert logged["run"]["tags"] == ["omniglot", "5w1s", "fce"]
+            # task and job number; these overrides are too long to join the name
+            assert logged["run"]["name"] == f"omniglot_5w1s#{job}"
+            assert logged["config"]["seed"] == job and logged["config"]["tags"] == ["omniglot", "5w1s", "fce"]
+            assert any("lr-Adam" in row for row in logged["history"])  # the learning-rate monitor
+        assert proc.stdout.count("W&B run: ") == 2  # once per job
+    assert groups[0] != groups[1] and all(g.startswith("omniglot_5w1s-") for g in groups)
+
+    explicit = tmp_path / "explicit"
+    run_script(
+        "train.py", "-m", *QUICK, "logger.wandb.group=mine", f"hydra.sweep.dir={explicit}", cwd=tmp_path
+    )
+    assert wandb_run(explicit / "0")["run"]["group"] == "mine"
+
+
+def test_interrupted_run_has_its_whole_config(omniglot_root: Path, tmp_path: Path) -> None:
+    """The config and parameter counts are logged when fitting starts, so a run stopped by SIGTERM
+    after its second episode shows them."""
+    run = tmp_path / "run"
+    marker = tmp_path / "step"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "src" / "train.py"),
+            "experiment=omniglot_20w1s",
+            "data.train_episodes_per_epoch=50",
+            "trainer.max_epochs=1",
+            "data.val_episodes=2",
+            f"hydra.run.dir={run}",
+            "+callbacks.slow._target_=resume_helpers.SlowDown",
+            f"+callbacks.slow.marker={marker}",
+        ],
+        cwd=tmp_path,
+        env=os.environ
+        | {
+            "WANDB_SILENT": "true",
+            "OMP_NUM_THREADS": "1",
+            "MATCHNET_DATA_ROOT": str(DATA_ROOT),
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while not (marker.is_file() and marker.read_text() == "2"):
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    logged = wandb_run(run)
+    config = logged["config"]
+    for key in (
+        "data",
+        "model",
+        "optimizer",
+        "trainer",
+        "callbacks",
+        "logger",
+        "tags",
+        "seed",
+        "optimized_metric",
+    ):
+        assert key in config, f"{key} missing from the W&B config of an interrupted run"
+    assert config["data"]["way"] == 20 and config["trainer"]["max_epochs"] == 1
+    params = config["params"]
+    assert params["encoder"] > 0 and params["fce"] > 0
+    assert params["encoder"] + params["fce"] <= params["total"] <= params["encoder"] + params["fce"] + 1
+    assert logged["run"]["job_type"] == "train" and logged["run"]["group"] == "omniglot_20w1s"
+    assert "test/acc_final" not in logged["summary"]
+    tree = (run / "config_tree.log").read_text()
+    assert "CONFIG" in tree and "optimized_metric" in tree and f"Run folder: {run}" in out

@@ -1,0 +1,72 @@
+"""The search and dashboard settings compose and validate: a search space of real keys, a tuned value
+that is never a test metric, tags that W&B accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from matchnet.config import validate
+from matchnet.errors import MatchnetError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SEARCHES = sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+def test_search_space_names_real_settings(search: str) -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hparams_search={search}"], return_hydra_config=True)
+        sweeper = cfg.hydra.sweeper
+        assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
+        assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed is not None
+        assert sweeper.n_trials >= 1 and sweeper.max_failure_rate == 1.0
+        assert cfg.optimized_metric.startswith("val/")
+        assert {"optimizer.lr", "model.temperature", "model.learn_temperature", "model.fce_steps"} <= set(
+            sweeper.params
+        )
+        for key in sweeper.params:
+            assert OmegaConf.select(cfg, key, default="__missing__") != "__missing__", (
+                f"{key} is not a setting"
+            )
+        for experiment in EXPERIMENTS:  # every experiment can be searched, with a debug budget
+            composed = compose(
+                "train", overrides=[f"hparams_search={search}", f"experiment={experiment}", "debug=limit"]
+            )
+            validate(composed, "train")
+
+
+# The paper's settings, tagged by data set, setting and model (other experiment files may add theirs).
+PAPER = [e for e in EXPERIMENTS if e.startswith(("omniglot_", "miniimagenet_"))]
+
+
+@pytest.mark.parametrize("experiment", PAPER)
+def test_experiments_tag_their_runs(experiment: str) -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"])
+    assert cfg.tags[0] == experiment.split("_")[0] and len(cfg.tags) >= 3
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        (
+            "optimized_metric=test/acc",
+            "optimized_metric='test/acc' is invalid: it must be a metric logged while",
+        ),
+        ("optimized_metric=''", "optimized_metric='' is invalid"),
+        ("tags=[omniglot,'']", "tags=['omniglot', ''] is invalid: it must be a list of non-empty strings"),
+        ("tags=omniglot", "tags='omniglot' is invalid"),
+    ],
+)
+def test_bad_search_settings_are_named(override: str, needle: str) -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[override])
+    with pytest.raises(MatchnetError) as raised:
+        validate(cfg, "train")
+    assert needle in str(raised.value)
