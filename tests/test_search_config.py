@@ -41,15 +41,13 @@ def test_search_space_names_real_settings(search: str) -> None:
             validate(composed, "train")
 
 
-# The paper's settings, tagged by data set, setting and model (other experiment files may add theirs).
-PAPER = [e for e in EXPERIMENTS if e.startswith(("omniglot_", "miniimagenet_"))]
-
-
-@pytest.mark.parametrize("experiment", PAPER)
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiments_tag_their_runs(experiment: str) -> None:
+    """Every experiment is tagged first by its data set (the data module's name), then two more."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}"])
-    assert cfg.tags[0] == experiment.split("_")[0] and len(cfg.tags) >= 3
+    data_set = cfg.data._target_.rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+    assert cfg.tags[0] == data_set and len(cfg.tags) >= 3
 
 
 @pytest.mark.parametrize(
