@@ -60,10 +60,12 @@ CSS = """
 #demo-attention img { width: 42px; height: 42px; image-rendering: pixelated; border: 1px solid #888; }
 #demo-attention .bar { background: #f97316; height: 12px; border-radius: 2px; }
 #demo-prediction h3 { margin: 0; }
+#demo-gallery img { image-rendering: pixelated; }
 """
 INTRO = """# Matching Networks: one-shot learning in the browser
-Draw a character, give it a label and **add it to the support set**: one example makes a new class
-(one-shot), more examples of the same label make it K-shot. With two or more classes, draw a query
+Pick the brush on a canvas, draw a character, give it a label and **add it to the support set**: one
+example makes a new class (one-shot), more examples of the same label make it K-shot (the bin icon
+clears the canvas for the next drawing). With two or more classes, draw a query
 (or upload an image) and **classify** it. The network compares the query with every support image;
 the attention a(x&#770;, x<sub>i</sub>) over the support set decides the class: P(y = c) is the sum
 of the attention over the examples of c."""
@@ -154,7 +156,7 @@ def build_app(model: DemoModel, alphabets: Alphabets | None = None, title: str =
             raise MatchnetError("The drawing canvas is empty; draw a character before 'Add to support'.")
         x = model.prepare(image, "The drawing canvas")
         support.add(Example(text, x))
-        return (*views(support), None)
+        return views(support)
 
     @_page_errors
     def remove(choice: int | None, support: SupportSet) -> tuple[Any, ...]:
@@ -234,9 +236,12 @@ def build_app(model: DemoModel, alphabets: Alphabets | None = None, title: str =
                     load_button = gr.Button("Load alphabet", elem_id="demo-load", scale=1)
                 gallery = gr.Gallery(
                     label="Support set (what the network sees)",
-                    columns=6,
-                    height="auto",
+                    columns=8,
+                    fit_columns=False,
+                    height=260,
                     allow_preview=False,
+                    interactive=False,
+                    format="png",
                     elem_id="demo-gallery",
                 )
                 with gr.Row():
@@ -277,7 +282,7 @@ def build_app(model: DemoModel, alphabets: Alphabets | None = None, title: str =
 
         support_views = [support_state, gallery, remove_choice, status]
         add_button.click(
-            add, [support_canvas, label_box, support_state], [*support_views, support_canvas], api_name="add"
+            add, [support_canvas, label_box, support_state], support_views, api_name="add"
         )
         remove_button.click(remove, [remove_choice, support_state], support_views, api_name="remove")
         clear_button.click(clear, [support_state], support_views, api_name="clear")
