@@ -11,7 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot"))
 # The shipped checkpoint; MATCHNET_SHIPPED_CKPT points the tests at another one (as in test_predict.py).
-SHIPPED_CKPT = Path(os.environ.get("MATCHNET_SHIPPED_CKPT", ROOT / "checkpoints" / "omniglot-lake-20w1s.ckpt"))
+SHIPPED_CKPT = Path(
+    os.environ.get("MATCHNET_SHIPPED_CKPT", ROOT / "checkpoints" / "omniglot-lake-20w1s.ckpt")
+)
 
 
 def free_port() -> int:

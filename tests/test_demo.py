@@ -47,7 +47,9 @@ def test_classify_matches_the_classifier_and_reuses_support_embeddings(tmp_path:
     labels = ["b", "a", "c", "a", "b", "c"]  # K = 2, classes in order of first appearance
     support_x, queries = images(6, seed=1), images(3, seed=2)
     support = support_of(support_x, labels)
-    expected = OneShotClassifier.from_checkpoint(tmp_path / "fce.ckpt").fit(support_x, labels).predict_proba(queries)
+    expected = (
+        OneShotClassifier.from_checkpoint(tmp_path / "fce.ckpt").fit(support_x, labels).predict_proba(queries)
+    )
     seen = count_encoder_images(model)
     for q, row in zip(queries, expected, strict=True):
         prediction = model.classify(support, q)
@@ -131,6 +133,7 @@ def test_labels_blank_images_and_bad_uploads_raise_clear_errors(tmp_path: Path) 
 
 # ---------------------------------------------------------------------- the page, through its API
 
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     if not SHIPPED_CKPT.is_file():
@@ -167,7 +170,11 @@ def classify(client: Any, path: Path | None = None, upload: Path | None = None) 
 
 
 # Characters of three different evaluation alphabets (never seen in training under the Lake split).
-CHARACTERS = {"angelic": "Angelic/character03", "tengwar": "Tengwar/character10", "oriya": "Oriya/character25"}
+CHARACTERS = {
+    "angelic": "Angelic/character03",
+    "tengwar": "Tengwar/character10",
+    "oriya": "Oriya/character25",
+}
 
 
 def omniglot_drawings(root: Path, character: str, which: list[int], folder: Path) -> list[Path]:
@@ -307,7 +314,8 @@ def test_api_classify_needs_two_classes(have: int, client: Any, tmp_path: Path) 
     assert classify(client, tmp_path / "b.png")["label"] == "b"
 
 
-def test_uploaded_image_is_classified_instead_of_the_drawing(client: Any, two_classes: Path, tmp_path: Path) -> None:
+def test_uploaded_image_is_classified_instead_of_the_drawing(
+    client: Any, two_classes: Path, tmp_path: Path
+) -> None:
     strokes(2).save(tmp_path / "upload.png")
     assert classify(client, two_classes, upload=tmp_path / "upload.png")["label"] == "two"
-

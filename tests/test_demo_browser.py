@@ -41,7 +41,11 @@ def start_browser() -> Any:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
-        binary = os.environ.get("MATCHNET_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+        binary = (
+            os.environ.get("MATCHNET_CHROMIUM")
+            or shutil.which("chromium")
+            or shutil.which("chromium-browser")
+        )
         driver = os.environ.get("MATCHNET_CHROMEDRIVER") or shutil.which("chromedriver")
         if not binary or not driver:
             raise FileNotFoundError("chromium or chromedriver is not on the PATH")
@@ -93,7 +97,9 @@ def wait_for(driver: Any, condition: Any, what: str) -> Any:
     try:
         return WebDriverWait(driver, TIMEOUT).until(condition)
     except TimeoutException:
-        raise AssertionError(f"Timed out after {TIMEOUT} s waiting for {what}; page text:\n{page_text(driver)}")
+        raise AssertionError(
+            f"Timed out after {TIMEOUT} s waiting for {what}; page text:\n{page_text(driver)}"
+        ) from None
 
 
 def page_text(driver: Any) -> str:
@@ -134,7 +140,9 @@ def draw(driver: Any, elem_id: str, strokes: list[Stroke]) -> None:
     time.sleep(0.5)  # let the canvas settle (e.g. after "Clear canvas")
     if "select the draw tool" in text_of(driver, elem_id):
         driver.find_element(By.CSS_SELECTOR, f"#{elem_id} button[aria-label='Brush']").click()
-        wait_for(driver, lambda d: "select the draw tool" not in text_of(d, elem_id), "the brush to be picked")
+        wait_for(
+            driver, lambda d: "select the draw tool" not in text_of(d, elem_id), "the brush to be picked"
+        )
     side = 0.7 * min(canvas.size["width"], canvas.size["height"])
 
     def offset(point: tuple[float, float]) -> tuple[int, int]:  # from the canvas centre
@@ -143,10 +151,12 @@ def draw(driver: Any, elem_id: str, strokes: list[Stroke]) -> None:
     for stroke in strokes:
         chain = ActionChains(driver, duration=10)
         chain.move_to_element_with_offset(canvas, *offset(stroke[0])).click_and_hold()
-        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+        for (x0, y0), (x1, y1) in zip(stroke[:-1], stroke[1:], strict=True):
             steps = max(1, round(math.dist((x0, y0), (x1, y1)) * side / 8))  # a move every ~8 pixels
             for k in range(1, steps + 1):
-                chain.move_to_element_with_offset(canvas, *offset((x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps)))
+                chain.move_to_element_with_offset(
+                    canvas, *offset((x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps))
+                )
         chain.release().perform()
     time.sleep(SYNC_S)  # the editor uploads the drawing in the background after the strokes
 

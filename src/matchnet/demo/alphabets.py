@@ -51,7 +51,8 @@ class Alphabets:
         found = [name for name in self._source.characters if name.split("/")[0] == alphabet]
         if not found:
             raise MatchnetError(
-                f"{alphabet!r} is not an Omniglot evaluation alphabet; choose one of: {', '.join(self.names)}."
+                f"{alphabet!r} is not an Omniglot evaluation alphabet; choose one of: "
+                f"{', '.join(self.names)}."
             )
         return found
 
@@ -99,5 +100,6 @@ class _Members:
             return (self.path.parent / member).read_bytes()
         except (OSError, zipfile.BadZipFile, KeyError) as err:
             raise MatchnetError(
-                f"Cannot read {member} from {self.path} ({type(err).__name__}: {err}); the archive is damaged."
+                f"Cannot read {member} from {self.path} ({type(err).__name__}: {err}); the archive is "
+                "damaged. Replace it with the official one."
             ) from err

@@ -123,7 +123,8 @@ def attention_html(support: SupportSet, prediction: Prediction) -> str:
     for rank, (i, a) in enumerate(prediction.attention, 1):
         example = support.examples[i]
         rows.append(
-            f"<tr><td>{rank}</td><td><img src='{_png_data_uri(preview(example.x))}' alt='support #{i + 1}'></td>"
+            f"<tr><td>{rank}</td><td><img src='{_png_data_uri(preview(example.x))}' "
+            f"alt='support #{i + 1}'></td>"
             f"<td>{html.escape(example.label)}</td><td style='width:45%'><div class='bar' "
             f"style='width:{100 * a / top:.1f}%'></div></td><td>{a:.3f}</td></tr>"
         )
@@ -133,7 +134,46 @@ def attention_html(support: SupportSet, prediction: Prediction) -> str:
     )
 
 
-def build_app(model: DemoModel, alphabets: Alphabets | None = None, title: str = "matchnet demo") -> gr.Blocks:
+def classify_query(
+    model: DemoModel, support: SupportSet, canvas: Any, upload: str | None = None
+) -> tuple[str, dict[str, float], str, Image.Image, dict[str, Any], str]:
+    """Everything the server does for "Classify": the uploaded image when there is one, else the drawing.
+
+    Returns the headline, ``{class: probability}``, the attention table (HTML), the query as the
+    network sees it, the numbers (``Prediction.as_dict``) and a status line.
+    """
+    if upload:
+        x = model.prepare(read_upload(upload), f"The uploaded image {Path(upload).name}")
+        source = f"the uploaded image {Path(upload).name}"
+    else:
+        image = _canvas_image(canvas)
+        if image is None:
+            raise MatchnetError(
+                "The query canvas is empty; draw a character (or upload an image) to classify."
+            )
+        x = model.prepare(image, "The query canvas")
+        source = "the drawing"
+    reused = support.cached(id(model)) is not None
+    prediction = model.classify(support, x)
+    probs = dict(zip(prediction.classes, prediction.probs, strict=True))
+    headline = f"### Prediction: **{html.escape(prediction.label)}** (P = {probs[prediction.label]:.2f})"
+    status = (
+        f"Classified {source} against {len(support)} support images in {prediction.server_ms:.1f} ms "
+        f"(support embeddings {'reused' if reused else 'computed'})."
+    )
+    return (
+        headline,
+        probs,
+        attention_html(support, prediction),
+        preview(x),
+        prediction.as_dict(support),
+        status,
+    )
+
+
+def build_app(
+    model: DemoModel, alphabets: Alphabets | None = None, title: str = "matchnet demo"
+) -> gr.Blocks:
     """The demo page for ``model``; ``alphabets`` offers Omniglot evaluation alphabets to load."""
     alphabets = alphabets or Alphabets(None)
     net = model.net
@@ -161,7 +201,9 @@ def build_app(model: DemoModel, alphabets: Alphabets | None = None, title: str =
     @_page_errors
     def remove(choice: int | None, support: SupportSet) -> tuple[Any, ...]:
         if choice is None or choice == "":
-            raise MatchnetError("No example is chosen; pick the support example to remove from the list first.")
+            raise MatchnetError(
+                "No example is chosen; pick the support example to remove from the list first."
+            )
         support.remove(int(choice))
         return views(support)
 
@@ -177,31 +219,16 @@ def build_app(model: DemoModel, alphabets: Alphabets | None = None, title: str =
         if not alphabet:
             raise MatchnetError("No alphabet is chosen; pick one from the list first.")
         drawings = alphabets.drawings(alphabet)
-        examples = [Example(label, model.prepare(image, label), f"Omniglot {alphabet}") for label, image in drawings]
+        examples = [
+            Example(label, model.prepare(image, label), f"Omniglot {alphabet}") for label, image in drawings
+        ]
         support.clear()
         support.extend(examples)
         return views(support)
 
     @_page_errors
     def classify(canvas: Any, upload: str | None, support: SupportSet) -> tuple[Any, ...]:
-        if upload:
-            x = model.prepare(read_upload(upload), f"The uploaded image {Path(upload).name}")
-            source = f"the uploaded image {Path(upload).name}"
-        else:
-            image = _canvas_image(canvas)
-            if image is None:
-                raise MatchnetError("The query canvas is empty; draw a character (or upload an image) to classify.")
-            x = model.prepare(image, "The query canvas")
-            source = "the drawing"
-        reused = support.cached(id(model)) is not None
-        prediction = model.classify(support, x)
-        probs = dict(zip(prediction.classes, prediction.probs, strict=True))
-        headline = f"### Prediction: **{html.escape(prediction.label)}** (P = {probs[prediction.label]:.2f})"
-        status = (
-            f"Classified {source} against {len(support)} support images in {prediction.server_ms:.1f} ms "
-            f"(support embeddings {'reused' if reused else 'computed'})."
-        )
-        return headline, probs, attention_html(support, prediction), preview(x), prediction.as_dict(support), status
+        return classify_query(model, support, canvas, upload)
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         support_state = gr.State(SupportSet())
@@ -221,7 +248,9 @@ def build_app(model: DemoModel, alphabets: Alphabets | None = None, title: str =
                     elem_id="demo-support-canvas",
                 )
                 with gr.Row():
-                    label_box = gr.Textbox(label="Label", placeholder="e.g. alpha", elem_id="demo-label", scale=2)
+                    label_box = gr.Textbox(
+                        label="Label", placeholder="e.g. alpha", elem_id="demo-label", scale=2
+                    )
                     add_button = gr.Button("Add to support", variant="primary", elem_id="demo-add", scale=1)
                 with gr.Row():
                     alphabet_choice = gr.Dropdown(
@@ -245,7 +274,9 @@ def build_app(model: DemoModel, alphabets: Alphabets | None = None, title: str =
                     elem_id="demo-gallery",
                 )
                 with gr.Row():
-                    remove_choice = gr.Dropdown(choices=[], value=None, label="Example", elem_id="demo-remove-choice")
+                    remove_choice = gr.Dropdown(
+                        choices=[], value=None, label="Example", elem_id="demo-remove-choice"
+                    )
                     remove_button = gr.Button("Remove example", elem_id="demo-remove")
                     clear_button = gr.Button("Clear support set", variant="stop", elem_id="demo-clear")
             with gr.Column(scale=1):
@@ -260,7 +291,8 @@ def build_app(model: DemoModel, alphabets: Alphabets | None = None, title: str =
                     elem_id="demo-query-canvas",
                 )
                 upload = gr.File(
-                    label=f"...or upload an image (used instead of the drawing; up to {MAX_UPLOAD_BYTES // 2**20} MB)",
+                    label="...or upload an image (used instead of the drawing; up to "
+                    f"{MAX_UPLOAD_BYTES // 2**20} MB)",
                     type="filepath",
                     elem_id="demo-upload",
                 )
@@ -281,12 +313,12 @@ def build_app(model: DemoModel, alphabets: Alphabets | None = None, title: str =
                     details = gr.JSON(elem_id="demo-details")
 
         support_views = [support_state, gallery, remove_choice, status]
-        add_button.click(
-            add, [support_canvas, label_box, support_state], support_views, api_name="add"
-        )
+        add_button.click(add, [support_canvas, label_box, support_state], support_views, api_name="add")
         remove_button.click(remove, [remove_choice, support_state], support_views, api_name="remove")
         clear_button.click(clear, [support_state], support_views, api_name="clear")
-        load_button.click(load_alphabet, [alphabet_choice, support_state], support_views, api_name="load_alphabet")
+        load_button.click(
+            load_alphabet, [alphabet_choice, support_state], support_views, api_name="load_alphabet"
+        )
         classify_button.click(
             classify,
             [query_canvas, upload, support_state],
@@ -318,7 +350,8 @@ def launch(
         )
     except OSError as err:
         raise MatchnetError(
-            f"Cannot serve the demo on {host}:{port} ({err}); pass another port=..., or port=null for a free one."
+            f"Cannot serve the demo on {host}:{port} ({err}); pass another port=..., or port=null for a "
+            "free one."
         ) from err
     return str(app.local_url)
 
@@ -346,4 +379,3 @@ def run_demo(cfg: DictConfig, project_root: Path) -> None:
         app.block_thread()
     finally:
         app.close()
-

@@ -65,7 +65,8 @@ def read_upload(
     size = file.stat().st_size
     if size > max_bytes:
         raise MatchnetError(
-            f"The uploaded file {file.name} is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
+            f"The uploaded file {file.name} is {size / 2**20:.1f} MB; the limit is "
+            f"{max_bytes / 2**20:.0f} MB. "
             "Upload a smaller image: a drawing needs no more than a few hundred pixels a side."
         )
     try:
@@ -281,4 +282,3 @@ class DemoModel:
         label = classes[int(probs.argmax())]
         elapsed = (time.perf_counter() - started) * 1000
         return Prediction(label, classes, probs.tolist(), ranked, elapsed)
-
