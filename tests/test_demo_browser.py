@@ -31,7 +31,7 @@ from demo_server import DATA_ROOT, SHIPPED_CKPT, serve
 
 TIMEOUT = 30
 SYNC_S = 1.5
-WINDOW = (1400, 1500)
+WINDOW = (1400, 1650)
 Stroke = list[tuple[float, float]]  # points as fractions of the canvas width and height
 
 
