@@ -88,7 +88,7 @@ def main() -> None:
     lines = [
         "# Demo latency",
         "",
-        "Server time of one \"Classify\" in `src/demo.py` (`matchnet.demo.app.classify_query`: canvas "
+        'Server time of one "Classify" in `src/demo.py` (`matchnet.demo.app.classify_query`: canvas '
         "conversion, network with cached support embeddings, probability and attention tables, preview), "
         f"made by `OMP_NUM_THREADS=1 python benchmarks/demo_latency.py --support {args.support}`.",
         "",

@@ -319,3 +319,23 @@ def test_uploaded_image_is_classified_instead_of_the_drawing(
 ) -> None:
     strokes(2).save(tmp_path / "upload.png")
     assert classify(client, two_classes, upload=tmp_path / "upload.png")["label"] == "two"
+
+
+def test_entry_point_refuses_a_missing_checkpoint_and_a_busy_port(tmp_path: Path) -> None:
+    import socket
+
+    from omegaconf import OmegaConf
+
+    from matchnet.demo.app import build_app, launch, run_demo
+
+    cfg = OmegaConf.create({"ckpt_path": str(tmp_path / "missing.ckpt"), "host": "127.0.0.1", "port": None})
+    with pytest.raises(MatchnetError, match="missing.ckpt does not exist"):
+        run_demo(cfg, tmp_path)
+    app = build_app(DemoModel.from_checkpoint(save_checkpoint(tmp_path / "plain.ckpt", fce=False)))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        expected = f"Cannot serve the demo on 127.0.0.1:{port}.*pass another port"
+        with pytest.raises(MatchnetError, match=expected):
+            launch(app, port=port, quiet=True)

@@ -371,10 +371,12 @@ def run_demo(cfg: DictConfig, project_root: Path) -> None:
     if not alphabets.available:
         log.warning("Loading alphabets is off: %s", alphabets.problem)
     app = build_app(model, alphabets, title=f"matchnet demo: {ckpt.name}")
-    url = launch(app, host=cfg.host, port=cfg.get("port"), share=bool(cfg.get("share")))
+    url = launch(app, host=cfg.host, port=cfg.get("port"), share=bool(cfg.get("share")), quiet=True)
     print(f"matchnet demo of {ckpt} running at {url} (Ctrl+C to stop)", flush=True)
     if getattr(app, "share_url", None):
         print(f"Public share link: {app.share_url}", flush=True)
+    elif cfg.get("share"):
+        print("No public share link could be made (it needs internet); the local address works.", flush=True)
     try:
         app.block_thread()
     finally:
