@@ -186,7 +186,7 @@ def add_example(driver: Any, strokes: list[Stroke], label: str, images: int) -> 
     driver.find_element(By.CSS_SELECTOR, "#demo-support-canvas button[aria-label='Clear canvas']").click()
 
 
-def test_draw_register_classify_in_a_real_browser(server: str, browser: Any, tmp_path: Path) -> None:
+def test_draw_register_classify_in_a_real_browser(browser: Any, server: str, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     browser.get(server)
