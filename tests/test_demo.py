@@ -339,3 +339,10 @@ def test_entry_point_refuses_a_missing_checkpoint_and_a_busy_port(tmp_path: Path
         expected = f"Cannot serve the demo on 127.0.0.1:{port}.*pass another port"
         with pytest.raises(MatchnetError, match=expected):
             launch(app, port=port, quiet=True)
+
+
+def test_a_network_without_the_attention_readout_is_refused(tmp_path: Path) -> None:
+    classifier = OneShotClassifier.from_checkpoint(save_checkpoint(tmp_path / "plain.ckpt", fce=False))
+    classifier.net.readout = "prototype"  # class scores from class means: attention would not decide
+    with pytest.raises(MatchnetError, match="readout='prototype'.*attention readout"):
+        DemoModel(classifier)

@@ -209,6 +209,13 @@ class DemoModel:
     """A trained Matching Network with the support embeddings split from the per-query work."""
 
     def __init__(self, classifier: OneShotClassifier) -> None:
+        readout = getattr(classifier.net, "readout", "attention")
+        if readout != "attention":
+            raise MatchnetError(
+                f"The checkpoint classifies with model.readout={readout!r}; the demo shows the attention "
+                "over the support images, which only decides the class with readout='attention'. Pass a "
+                "checkpoint trained with the attention readout (e.g. one of checkpoints/*.ckpt)."
+            )
         self.classifier = classifier
         self.net = classifier.net.eval()
 
