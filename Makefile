@@ -38,3 +38,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py --quick
+
+.PHONY: demo demo-screenshot
+
+demo: $(STAMP)
+	$(BIN)/python src/demo.py $(ARGS)
+
+demo-screenshot: $(STAMP)
+	MATCHNET_DEMO_SCREENSHOT=docs/demo.png $(BIN)/python -m pytest tests/test_demo_browser.py
