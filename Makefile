@@ -7,13 +7,18 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: install train test lint bench clean-cache help
+.PHONY: install train test lint bench clean-cache help demo demo-screenshot results-report
 
 help:
 	@echo "make install   create $(VENV) and install matchnet with all dependencies"
 	@echo "make train     train and test the default experiment (ARGS='key=value ...')"
 	@echo "make test      run the test suite (PYTEST_ARGS='-k ...')"
 	@echo "make lint      ruff check"
+	@echo "make bench     throughput benchmark (quick), writes nothing to results/"
+	@echo "make demo      the browser demo (ARGS='ckpt_path=... port=...')"
+	@echo "make demo-screenshot   the browser test, saving docs/demo.png"
+	@echo "make results-report    results/omniglot.md from the runs under multirun/results"
+	@echo "make clean-cache       delete the preprocessed image caches (data/omniglot/cache)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,10 +44,14 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py --quick
 
-.PHONY: demo demo-screenshot
-
 demo: $(STAMP)
 	$(BIN)/python src/demo.py $(ARGS)
 
 demo-screenshot: $(STAMP)
 	MATCHNET_DEMO_SCREENSHOT=docs/demo.png $(BIN)/python -m pytest tests/test_demo_browser.py
+
+results-report: $(STAMP)
+	$(BIN)/python benchmarks/omniglot_report.py
+
+clean-cache:
+	rm -rf data/omniglot/cache

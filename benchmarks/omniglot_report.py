@@ -85,7 +85,8 @@ def read_curve(folder: Path) -> list[tuple[int, float]]:
     points: dict[int, float] = {}
     for path in sorted((folder / "csv").glob("**/metrics.csv")):
         with path.open() as handle:
-            points |= {int(r["step"]): float(r["val/acc"]) for r in csv.DictReader(handle) if r.get("val/acc")}
+            rows = [r for r in csv.DictReader(handle) if r.get("val/acc")]
+            points |= {int(r["step"]): float(r["val/acc"]) for r in rows}
     return sorted(points.items())
 
 

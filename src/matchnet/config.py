@@ -23,8 +23,6 @@ from omegaconf.errors import OmegaConfBaseException
 from matchnet.errors import MatchnetError
 
 NAN_POLICIES = ("stop", "skip")
-# ckpt_path values of src/train.py that name the run folder's own last checkpoint.
-RESUME_KEYWORDS = ("last", "auto")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
 
 

@@ -28,6 +28,8 @@ from matchnet.errors import MatchnetError
 
 log = logging.getLogger(__name__)
 LAST = "last.ckpt"
+#: ckpt_path values of src/train.py that name the run folder's own last checkpoint.
+RESUME_KEYWORDS = ("last", "auto")
 
 
 def episodes_done_this_epoch(trainer: pl.Trainer) -> int:
@@ -54,7 +56,7 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoints: Path) -> str | None:
     """The checkpoint file to resume from, or None for a fresh start (see the module docstring)."""
     if ckpt_path is None:
         return None
-    if ckpt_path in ("last", "auto"):
+    if ckpt_path in RESUME_KEYWORDS:
         last = checkpoints / LAST
         if last.is_file():
             log.info("Resuming from %s", last)
