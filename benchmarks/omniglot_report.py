@@ -143,6 +143,29 @@ def compare(result: dict | None, reference: float) -> str:
     return f"{'above' if margin > 0 else 'below'} {reference} ({margin:+.2f})"
 
 
+def model_details(model: Model) -> str:
+    """Kernel (with the final temperature), training episodes and budget of a model's chosen job."""
+    job = model.pick
+    if job is None:
+        return "no finished training"
+    config = OmegaConf.load(job.folder / ".hydra" / "config.yaml")
+    data, net = config.data, config.model
+    train_way = data.train_way if data.train_way is not None else data.way
+    train_shot = data.train_shot if data.train_shot is not None else data.shot
+    train_query = data.train_query if data.train_query is not None else data.query
+    temp = temperature(job.folder / "checkpoints" / "best.ckpt")
+    kernel = f"{net.distance} kernel, temperature {'learnt, final' if net.learn_temperature else 'fixed at'} "
+    kernel += "?" if temp is None else f"{temp:.4f}"
+    initial = net.get("fce_initial_read", "zero")
+    fce = f"FCE with K = {net.fce_steps} steps, r_0 = {initial}" if net.fce else "no FCE"
+    within = ", within-alphabet" if data.get("train_within_alphabet") else ""
+    return (
+        f"{kernel}; {fce}; {net.get('readout', 'attention')} read-out; trained on {train_way}-way "
+        f"{train_shot}-shot {train_query}-query episodes{within}, augmentation {data.get('augment', 0.0)}, "
+        f"{job.result.get('train_episodes')} episodes (job {job.folder.name})"
+    )
+
+
 @dataclass
 class Model:
     name: str
@@ -166,6 +189,50 @@ def load(runs: Path) -> list[Model]:
         if jobs:
             models.append(Model(model_dir.name, jobs, chosen(jobs), test_results(model_dir)))
     return models
+
+
+VALIDATION_KEYS = ("split", "way", "shot", "query", "val_episodes", "within_alphabet", "rotations", "seed")
+
+
+def shipped_comparison(models: list[Model], folder: Path) -> list[str]:
+    """The shipped checkpoints beside the chosen runs, on validation: the rule for replacing one is a
+    higher stored best validation accuracy on the same validation episodes (same data settings)."""
+    by_name = {m.name: m for m in models}
+    lines = [
+        "",
+        "## Shipped checkpoints against these runs, on validation",
+        "",
+        "A shipped checkpoint is replaced by a model here only when that model's best validation "
+        "accuracy, on the same validation episodes, is higher (`--ship` writes the copies).",
+        "",
+        "| shipped file | its best val acc (%) | candidate | candidate best val acc (%) | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for filename, (name, _) in SHIPPED.items():
+        path, model = folder / filename, by_name.get(name)
+        if not path.is_file() or model is None or model.pick is None:
+            continue
+        shipped = torch.load(path, map_location="cpu", weights_only=False)
+        ours = torch.load(
+            model.pick.folder / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False
+        )
+        a, b = shipped["hyper_parameters"]["data"], ours["hyper_parameters"]["data"]
+        same = all(a.get(k) == b.get(k) for k in VALIDATION_KEYS if k not in ("way", "shot", "query")) and (
+            a.get("way"),
+            a.get("shot"),
+            a.get("query"),
+        ) in {(b.get("way"), b.get("shot"), b.get("query"))}
+        old, new = shipped.get("val_acc_best"), ours.get("val_acc_best")
+        if old is None or new is None or not same:
+            verdict = "not comparable (other validation settings)"
+        else:
+            verdict = "replace" if new > old else "keep the shipped one"
+        shown_old = "?" if old is None else f"{100 * old:.2f}"
+        shown_new = "?" if new is None else f"{100 * new:.2f}"
+        lines.append(
+            f"| {filename} | {shown_old} | {name} (job {model.pick.folder.name}) | {shown_new} | {verdict} |"
+        )
+    return lines
 
 
 def write_curves(models: list[Model], path: Path) -> None:
@@ -222,6 +289,8 @@ def markdown(models: list[Model], curves: str) -> str:
                 + " | ".join(cells)
                 + f" | {paper} | {PAPER_PROTONET[(way, shot)]} |"
             )
+        out.append("")
+        out += [f"- {model.label}: {model_details(model)}" for model in vinyals]
         out += [
             "",
             "Test episodes and queries per class: "
@@ -254,6 +323,8 @@ def markdown(models: list[Model], curves: str) -> str:
             "whose "
             "20 classes all come from one evaluation alphabet. Error rate in percent.",
             "",
+            f"Model: {model.label}: {model_details(model)}.",
+            "",
             "| model | error % |",
             "|---|---|",
         ]
@@ -279,6 +350,7 @@ def markdown(models: list[Model], curves: str) -> str:
                 f"{job.val_episodes} | {job.result.get('train_episodes', '?')} | "
                 f"{'—' if temp is None else f'{temp:.4f}'} | {'yes' if job is model.pick else ''} |"
             )
+    out += shipped_comparison(models, ROOT / "checkpoints")
     out += ["", "## Learning curves", "", f"![validation accuracy against training episodes]({curves})", ""]
     return "\n".join(out)
 
@@ -364,9 +436,20 @@ def ship(models: list[Model], folder: Path) -> list[str]:
             lines += [f"## {filename}", "", f"Not written: `{name}` has no tested checkpoint yet.", ""]
             continue
         checkpoint = torch.load(result["ckpt_path"], map_location="cpu", weights_only=False)
+        target = folder / filename
+        existing = torch.load(target, map_location="cpu", weights_only=False) if target.is_file() else {}
+        if existing.get("val_acc_best", -1.0) >= checkpoint.get("val_acc_best", 0.0):
+            lines += [
+                f"## {filename}",
+                "",
+                f"Kept: the shipped file's best validation accuracy "
+                f"({100 * existing['val_acc_best']:.2f} %) is not below `{name}`'s.",
+                "",
+            ]
+            continue
         slim = {key: checkpoint[key] for key in SHIPPED_KEYS if key in checkpoint}
         slim["hyper_parameters"]["data"]["root"] = "data/omniglot"
-        with atomic_open(folder / filename, "wb") as handle:
+        with atomic_open(target, "wb") as handle:
             torch.save(slim, handle)
         job, query = model.pick, result["query"]
         within = " data.within_alphabet=true" if result["split"] == "lake" else ""

@@ -63,7 +63,7 @@ def train(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.Comp
     return proc
 
 
-def start_slow(run_dir: Path) -> tuple[subprocess.Popen[str], Path]:
+def start_slow(run_dir: Path, *overrides: str) -> tuple[subprocess.Popen[str], Path]:
     """A training run that sleeps 0.3 s per episode and reports its step in a marker file."""
     marker = run_dir.parent / f"{run_dir.name}.step"
     proc = subprocess.Popen(
@@ -74,6 +74,7 @@ def start_slow(run_dir: Path) -> tuple[subprocess.Popen[str], Path]:
             f"hydra.run.dir={run_dir}",
             "+callbacks.slow._target_=resume_helpers.SlowDown",
             f"+callbacks.slow.marker={marker}",
+            *overrides,
         ],
         cwd=run_dir.parent,
         env=_env(),
@@ -144,7 +145,7 @@ def test_sigkill_then_resume_matches_uninterrupted(uninterrupted: tuple[dict, Pa
 def test_sigterm_saves_last_ckpt_and_resumes(uninterrupted: tuple[dict, Path], tmp_path: Path) -> None:
     expected, expected_last = uninterrupted
     run_dir = tmp_path / "run"
-    proc, marker = start_slow(run_dir)
+    proc, marker = start_slow(run_dir, "logger=csv")
     wait_for(lambda: marker.is_file() and marker.read_text() in {"4", "5"}, proc, "episode 4")
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
@@ -157,9 +158,12 @@ def test_sigterm_saves_last_ckpt_and_resumes(uninterrupted: tuple[dict, Path], t
     record = json.loads((run_dir / "result.json").read_text())
     assert record["status"] == "interrupted" and record["ckpt_path"] == str(last)
 
-    resumed = last_json(train(run_dir, "ckpt_path=last").stdout)
+    resumed = last_json(train(run_dir, "ckpt_path=last", "logger=csv").stdout)
     assert resumed["test_acc"] == expected["test_acc"]
     assert_same_weights(last, expected_last)
+    # The resumed run logs beside the first part's CSV log, not over it: one version per start.
+    assert sorted(p.name for p in (run_dir / "csv").iterdir()) == ["version_0", "version_1"]
+    assert (run_dir / "csv" / "version_1" / "metrics.csv").is_file()
 
 
 def test_sigint_saves_loadable_last_ckpt(omniglot_root: Path, tmp_path: Path) -> None:
