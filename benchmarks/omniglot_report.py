@@ -241,14 +241,23 @@ def write_curves(models: list[Model], path: Path) -> None:
         for job in model.jobs:
             if job.curve:
                 steps, accs = zip(*job.curve, strict=True)
-                mark = " (chosen)" if job is model.pick and len(model.jobs) > 1 else ""
-                label = f"{model.name}/{job.folder.name} {job.overrides}".strip() + mark
-                ax.plot(steps, [100 * a for a in accs], label=label, lw=1.5 if job is model.pick else 0.8)
+                label = (
+                    model.name if len(model.jobs) == 1 else f"{model.name}/{job.folder.name} {job.overrides}"
+                )
+                label += " (chosen)" if job is model.pick and len(model.jobs) > 1 else ""
+                ax.plot(
+                    steps,
+                    [100 * a for a in accs],
+                    marker="o",
+                    ms=3,
+                    label=label,
+                    lw=1.5 if job is model.pick else 0.8,
+                )
     ax.set_xlabel("training episodes")
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("Validation accuracy against training episodes (20-way 1-shot validation episodes)")
+    ax.set_title("Validation accuracy (20-way 1-shot episodes) against training episodes", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -295,7 +304,7 @@ def markdown(models: list[Model], curves: str) -> str:
             "",
             "Test episodes and queries per class: "
             + "; ".join(
-                f"{w}w{s}: {r['episodes']} × {r['query']}" for (w, s), r in sorted(vinyals[0].tests.items())
+                f"{w}w{s}s: {r['episodes']} × {r['query']}" for (w, s), r in sorted(vinyals[0].tests.items())
             )
             + ".",
             "",
@@ -310,7 +319,8 @@ def markdown(models: list[Model], curves: str) -> str:
                 result = model.tests.get((way, shot))
                 out.append(
                     f"- `{model.name}` {way}w{shot}s: vs Matching Nets "
-                    f"{compare(result, max(PAPER_MATCHNET[(way, shot)]))}; vs Prototypical Nets "
+                    f"{compare(result, PAPER_MATCHNET[(way, shot)][0])} (no fine-tuning), "
+                    f"{compare(result, PAPER_MATCHNET[(way, shot)][1])} (fine-tuned); vs Prototypical Nets "
                     f"{compare(result, PAPER_PROTONET[(way, shot)])}"
                 )
         out.append("")
