@@ -19,6 +19,7 @@ TINY = [
     "data.train_episodes_per_epoch=3",
     "data.val_episodes=2",
     "data.test_episodes=3",
+    "model.fce_steps=1",
     "data.augment=0.0,0.5",
 ]
 
@@ -39,8 +40,8 @@ def run(*command: str, env: dict[str, str] | None = None) -> subprocess.Complete
 def test_sweep_choice_test_report_and_ship(omniglot_root: Path, tmp_path: Path) -> None:
     runs, out, shipped = tmp_path / "runs", tmp_path / "results", tmp_path / "checkpoints"
     env = {"RUNS": str(runs), "TEST_EPISODES": "3", "PYTHON": sys.executable}
-    proc = run("bash", "benchmarks/omniglot_results.sh", "vinyals_nofce", *TINY, env=env)
-    sweep = runs / "vinyals_nofce"
+    proc = run("bash", "benchmarks/omniglot_results.sh", "vinyals_fce", *TINY, env=env)
+    sweep = runs / "vinyals_fce"
 
     # The choice is the job with the highest validation accuracy in its own CSV log.
     best = {}
@@ -67,7 +68,7 @@ def test_sweep_choice_test_report_and_ship(omniglot_root: Path, tmp_path: Path) 
     table = (out / "omniglot.md").read_text()
     for setting in ("5-way 1-shot", "5-way 5-shot", "20-way 1-shot", "20-way 5-shot"):
         assert f"| {setting} |" in table
-    chosen_rows = [line for line in table.splitlines() if line.startswith("| vinyals_nofce |")]
+    chosen_rows = [line for line in table.splitlines() if line.startswith("| vinyals_fce |")]
     assert len(chosen_rows) == 2
     assert [row.rstrip(" |").endswith("yes") for row in chosen_rows] == [expected == "0", expected == "1"]
     assert f"{100 * best[expected]:.2f}" in next(r for r in chosen_rows if r.rstrip(" |").endswith("yes"))
