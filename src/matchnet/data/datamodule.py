@@ -456,8 +456,9 @@ class OmniglotDataModule(EpisodeDataModule):
 def check_host_augment(augment: object, active: bool, device: str | None) -> None:
     """Augmentation runs on the host: refuse it with episodes assembled on a device."""
     if active and device is not None:
+        shown = str(augment).lower() if isinstance(augment, bool) else augment
         raise MatchnetError(
-            f"data.augment={augment} augments episodes on the host, but data.device={device} assembles "
+            f"data.augment={shown} augments episodes on the host, but data.device={device} assembles "
             "them on the device; set data.device=null (and use data.num_workers) to augment."
         )
 
