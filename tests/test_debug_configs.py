@@ -28,7 +28,8 @@ def test_debug_composes_with_every_experiment_without_wandb(debug: str) -> None:
 
 
 def metrics(run: Path) -> list[dict[str, str]]:
-    return list(csv.DictReader((run / "csv" / "metrics.csv").open()))
+    (log,) = (run / "csv").glob("version_*/metrics.csv")  # one start of the run: version_0
+    return list(csv.DictReader(log.open()))
 
 
 @pytest.mark.data
@@ -43,11 +44,13 @@ def test_debug_option_runs(omniglot_root: Path, tmp_path: Path, debug: str) -> N
     if debug == "fdr":
         assert result["train_episodes"] == 1 and result["ckpt_path"] is None
     elif debug == "limit":
-        assert result["train_episodes"] == 10 and result["episodes"] == 5
+        # The tested (best validation) checkpoint's episodes: after epoch 1 or 2 of 5 episodes each.
+        assert result["train_episodes"] in {5, 10} and result["episodes"] == 5
         assert Path(result["ckpt_path"]).is_file()
     elif debug == "overfit":
         losses = [float(row["train/loss_step"]) for row in metrics(run) if row.get("train/loss_step")]
-        assert result["train_episodes"] == 60 and len(losses) == 60
+        # 60 steps logged; the tested checkpoint is the best of the validations after 20, 40 and 60 steps.
+        assert len(losses) == 60 and result["train_episodes"] in {20, 40, 60}
         assert sum(losses[-5:]) / 5 < 0.2 * sum(losses[:5]) / 5, f"the loss did not fall: {losses}"
     else:
         report = (run / "fit-profile.txt").read_text()

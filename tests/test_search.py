@@ -34,7 +34,8 @@ def job_results(sweep: Path) -> dict[str, dict]:
 
 def best_validation(job_dir: Path) -> float:
     """The largest ``val/acc`` the job's CSV log holds (what ``val/acc_best`` tracks)."""
-    rows = list(csv.DictReader((job_dir / "csv" / "metrics.csv").open()))
+    (log,) = (job_dir / "csv").glob("version_*/metrics.csv")  # one start of the job: version_0
+    rows = list(csv.DictReader(log.open()))
     return max(float(row["val/acc"]) for row in rows if row.get("val/acc"))
 
 
