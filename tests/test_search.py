@@ -77,7 +77,7 @@ def test_optuna_search_returns_validation_metric(omniglot_root: Path, tmp_path: 
     assert [r["best"] for r in rows[1:]] == ["", ""]
     assert rows[0]["test_acc"] == f"{100 * results[best_job]['test_acc']:.2f}"
     assert [r["test_acc"] for r in rows[1:]] == ["", ""]  # only the chosen trial meets the test set
-    assert all(r["parameters"].count("=") == 6 for r in rows)  # the six swept settings
+    assert all(r["parameters"].count("=") == 9 for r in rows)  # the nine swept settings
     markdown = (sweep / "summary.md").read_text()
     assert f"Best trial: job {best_job} (val/acc_best = {rows[0]['optimized_value']})" in markdown
     assert "Test accuracy of the best trial only" in markdown and markdown in proc.stdout
