@@ -25,6 +25,7 @@ DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot"
 # episodes -> 4 + 3 (no padding), 3 validation episodes -> 2 + 1.
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 TINY = [
+    "data.train_way=null",  # training episodes like the DataModule built below (constructor defaults)
     "trainer.max_epochs=2",
     "data.train_episodes_per_epoch=5",
     "data.val_episodes=3",
