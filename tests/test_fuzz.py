@@ -58,7 +58,7 @@ episode = st.fixed_dictionaries(
         "data.split": st.sampled_from(["vinyals", "lake"]),
         "data.rotations": st.booleans(),
         "data.within_alphabet": st.booleans(),
-        "data.image_size": st.sampled_from([8, 16, 28]),
+        "data.image_size": st.sampled_from([16, 28]),  # 8 is below Conv4's 16: a second broken setting
     }
 )
 model = st.fixed_dictionaries(

@@ -99,8 +99,11 @@ def test_config_matches_the_constructor(monkeypatch: pytest.MonkeyPatch, fake_ro
     assert config._target_ == "matchnet.data.OmniglotDataModule"
     assert list(config.keys())[1:] == list(parameters)
     for name, parameter in parameters.items():
-        if name not in ("root", "seed"):
+        # train_way: the config trains on 20-way episodes (the project's recipe); the constructor keeps
+        # None (= way) so that a DataModule built in Python does what its arguments say.
+        if name not in ("root", "seed", "train_way"):
             assert config[name] == parameter.default, name
+    assert (config.train_way, parameters["train_way"].default) == (20, None)
     monkeypatch.setenv("MATCHNET_DATA_ROOT", str(fake_root))
     full = OmegaConf.create({"seed": 7, "data": config})
     datamodule = hydra.utils.instantiate(full.data, download=False)
