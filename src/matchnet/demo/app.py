@@ -230,6 +230,18 @@ def build_app(
     def classify(canvas: Any, upload: str | None, support: SupportSet) -> tuple[Any, ...]:
         return classify_query(model, support, canvas, upload)
 
+    def canvas(label: str, elem_id: str) -> gr.Sketchpad:
+        """A drawing canvas: black strokes of one brush size, no layers or transforms."""
+        return gr.Sketchpad(
+            label=label,
+            type="pil",
+            canvas_size=CANVAS_SIZE,
+            brush=gr.Brush(default_size=BRUSH_SIZE, colors=["#000000"], color_mode="fixed"),
+            layers=False,
+            transforms=(),
+            elem_id=elem_id,
+        )
+
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         support_state = gr.State(SupportSet())
         gr.Markdown(INTRO)
@@ -238,15 +250,7 @@ def build_app(
         with gr.Row():
             with gr.Column(scale=1):
                 gr.Markdown("## 1. Support set")
-                support_canvas = gr.Sketchpad(
-                    label="Draw an example",
-                    type="pil",
-                    canvas_size=CANVAS_SIZE,
-                    brush=gr.Brush(default_size=BRUSH_SIZE, colors=["#000000"], color_mode="fixed"),
-                    layers=False,
-                    transforms=(),
-                    elem_id="demo-support-canvas",
-                )
+                support_canvas = canvas("Draw an example", "demo-support-canvas")
                 with gr.Row():
                     label_box = gr.Textbox(
                         label="Label", placeholder="e.g. alpha", elem_id="demo-label", scale=2
@@ -281,15 +285,7 @@ def build_app(
                     clear_button = gr.Button("Clear support set", variant="stop", elem_id="demo-clear")
             with gr.Column(scale=1):
                 gr.Markdown("## 2. Query")
-                query_canvas = gr.Sketchpad(
-                    label="Draw a query",
-                    type="pil",
-                    canvas_size=CANVAS_SIZE,
-                    brush=gr.Brush(default_size=BRUSH_SIZE, colors=["#000000"], color_mode="fixed"),
-                    layers=False,
-                    transforms=(),
-                    elem_id="demo-query-canvas",
-                )
+                query_canvas = canvas("Draw a query", "demo-query-canvas")
                 upload = gr.File(
                     label="...or upload an image (used instead of the drawing; up to "
                     f"{MAX_UPLOAD_BYTES // 2**20} MB)",
