@@ -25,6 +25,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import matplotlib
@@ -57,7 +58,7 @@ class Job:
     result: dict
     curve: list[tuple[int, float]] = field(default_factory=list)
 
-    @property
+    @cached_property
     def best_val(self) -> float:
         """The best validation accuracy: the one stored with ``best.ckpt`` (the value that picked it),
         else the best of the logged curve."""
