@@ -15,8 +15,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from matchnet.classifier import predict_task
 from matchnet.cli import run_task
+from matchnet.predicting import predict_task
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,10 +10,11 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
-from matchnet.classifier import OneShotClassifier, query_files, support_from_folder
+from matchnet.classifier import OneShotClassifier
 from matchnet.data.omniglot import load_image
 from matchnet.errors import MatchnetError
 from matchnet.module import MatchingNetModule
+from matchnet.predicting import query_files, support_from_folder
 from model_configs import load_model_config
 
 SIZE = 28

@@ -230,7 +230,8 @@ image_bytes = st.one_of(
 def test_predict_on_any_folders_classifies_or_names_the_file(
     small_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory, support: list, queries: list
 ) -> None:
-    from matchnet.classifier import OneShotClassifier, query_files, support_from_folder
+    from matchnet.classifier import OneShotClassifier
+    from matchnet.predicting import query_files, support_from_folder
 
     root = tmp_path_factory.mktemp("predict")
     for c, images in enumerate(support):

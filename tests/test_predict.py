@@ -15,8 +15,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from matchnet.classifier import predict_task
 from matchnet.errors import MatchnetError
+from matchnet.predicting import predict_task
 from test_classifier import save_checkpoint, strokes
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,12 +14,11 @@ from omegaconf import DictConfig
 
 from matchnet.distributed import is_global_zero, job_scope
 from matchnet.errors import MatchnetError
-from matchnet.io import write_json_atomic
+from matchnet.io import RESULT_FILE, write_json_atomic
 from matchnet.pipeline import job_overrides, output_dir
 from matchnet.preemption import RunInterrupted
 
 log = logging.getLogger(__name__)
-RESULT_FILE = "result.json"
 
 
 def user_error(err: BaseException) -> MatchnetError | None:

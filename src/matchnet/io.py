@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+#: Every job folder's record of its outcome, written by the entry points and read by the sweep summaries.
+RESULT_FILE = "result.json"
+
 
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:

@@ -18,8 +18,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from matchnet.cli import RESULT_FILE
-from matchnet.io import write_text_atomic
+from matchnet.io import RESULT_FILE, write_text_atomic
 
 log = logging.getLogger(__name__)
 COLUMNS = (
@@ -69,22 +68,29 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     return [_row(job, result) for job, result in _results(sweep_dir)]
 
 
+def _markdown_row(cells: list[Any]) -> str:
+    """One Markdown table row; a ``|`` inside a cell is escaped."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of the rows; accuracy columns in percent."""
     header = ["job", "overrides", "status", "test acc (%)", "95% CI (±)", "test episodes", "train episodes"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [row[c] for c in COLUMNS[:-1]]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    lines = [_markdown_row(header), "|" + "---|" * len(header)]
+    lines += [_markdown_row([row[c] for c in COLUMNS[:-1]]) for row in rows]
     return "\n".join(lines) + "\n"
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+    return _csv(rows, COLUMNS)
 
 
 SEARCH_COLUMNS = (
@@ -157,16 +163,8 @@ def search_markdown(rows: list[dict[str, Any]], direction: str) -> str:
         f"| rank | job | parameters | status | {metric} | |",
         "|---|---|---|---|---|---|",
     ]
-    for row in rows:
-        cells = [
-            row["rank"],
-            row["job"],
-            row["parameters"],
-            row["status"],
-            row["optimized_value"],
-            row["best"],
-        ]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    keys = ("rank", "job", "parameters", "status", "optimized_value", "best")
+    lines += [_markdown_row([row[k] for k in keys]) for row in rows]
     best = next((r for r in rows if r["best"]), None)
     lines.append("")
     if best is None:
@@ -181,11 +179,7 @@ def search_markdown(rows: list[dict[str, Any]], direction: str) -> str:
 
 
 def search_csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SEARCH_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+    return _csv(rows, SEARCH_COLUMNS)
 
 
 def _search(config: DictConfig) -> tuple[list[str], str] | None:
