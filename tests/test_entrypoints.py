@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import last_json, run_script
+from scripts import last_json, run_main
 from wandb_records import read_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 
 def test_train_then_eval_same_accuracy(omniglot_root: Path, tmp_path: Path) -> None:
-    proc = run_script("train.py", *TINY, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    proc = run_main("train.py", *TINY, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     result = last_json(proc.stdout)
     for key in ("test_acc", "test_acc_ci95", "episodes", "way", "shot", "fce", "distance", "split"):
         assert key in result
@@ -37,13 +37,13 @@ def test_train_then_eval_same_accuracy(omniglot_root: Path, tmp_path: Path) -> N
     assert json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"] == result["test_acc"]
 
     evaluated = last_json(
-        run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path}/eval", cwd=tmp_path).stdout
+        run_main("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path}/eval", cwd=tmp_path).stdout
     )
     assert evaluated["test_acc"] == result["test_acc"]
     assert evaluated["test_acc_ci95"] == result["test_acc_ci95"]
     assert evaluated["episodes"] == 6 and evaluated["train_episodes"] == result["train_episodes"]
 
-    more = run_script(
+    more = run_main(
         "eval.py",
         f"ckpt_path={ckpt}",
         "data.test_episodes=9",
@@ -55,7 +55,7 @@ def test_train_then_eval_same_accuracy(omniglot_root: Path, tmp_path: Path) -> N
 
 def test_sweep_writes_jobs_wandb_runs_and_summary(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
-    proc = run_script(
+    proc = run_main(
         "train.py",
         "-m",
         "model.fce=true,false",
@@ -92,7 +92,7 @@ def test_sweep_writes_jobs_wandb_runs_and_summary(omniglot_root: Path, tmp_path:
 
 def test_distance_sweep(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
-    run_script(
+    run_main(
         "train.py",
         "-m",
         "model.distance=cosine,euclidean,dot",
@@ -120,7 +120,7 @@ def test_distance_sweep(omniglot_root: Path, tmp_path: Path) -> None:
 def test_bad_settings_fail_cleanly(
     omniglot_root: Path, tmp_path: Path, script: str, overrides: list[str], needle: str
 ) -> None:
-    proc = run_script(
+    proc = run_main(
         script, *overrides, "logger=none", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path, check=False
     )
     assert proc.returncode != 0
