@@ -401,40 +401,32 @@ def peak_rss_mb(root: Path, steps: int, workdir: Path) -> float:
 # ----------------------------------------------------------------------------- report
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+SAMPLE_TABLE = (
+    "| setting | images | project ms | project ep/s | reference ms | reference ep/s | speedup |",
+    "| {name} | {images} | {project_ms:.2f} | {project_eps:.0f} | {reference_ms:.1f} | {reference_eps:.1f} "
+    "| {speedup:.0f}x |",
+)
+STEP_TABLE = (
+    "| setting | images | step ms | floor ms | step/floor | data wait ms | eval ep/s |",
+    "| {name} | {images} | {step_ms:.1f} | {floor_ms:.1f} | {over_floor:.2f}x "
+    "| {wait_ms:.2f} ({wait_pct:.1f}%) | {eval_eps:.1f} |",
+)
+PROFILE_TABLE = ("| action | ms/step |", "| `{name}` | {ms:.2f} |")
+
+
+def table(template: tuple[str, str], rows: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table: ``template`` is (header, row format); one row per item of ``rows``."""
+    header, row = template
+    rule = "|" + "---|" * header.count(" | ") + "---|"
+    return "\n".join([header, rule] + [row.format(name=name, **values) for name, values in rows.items()])
 
 
 def report(
     result: dict[str, Any], sampling: dict[str, Any], steps: dict[str, Any], info: dict[str, Any]
 ) -> str:
     """The tables (Markdown) of one run."""
-    sample_rows = [
-        [
-            name,
-            str(row["images"]),
-            f"{row['project_ms']:.2f}",
-            f"{row['project_eps']:.0f}",
-            f"{row['reference_ms']:.1f}",
-            f"{row['reference_eps']:.1f}",
-            f"{row['speedup']:.0f}x",
-        ]
-        for name, row in sampling.items()
-    ]
-    step_rows = [
-        [
-            name,
-            str(row["images"]),
-            f"{row['step_ms']:.1f}",
-            f"{row['floor_ms']:.1f}",
-            f"{row['over_floor']:.2f}x",
-            f"{row['wait_ms']:.2f} ({100 * row['wait_share']:.1f}%)",
-            f"{row['eval_eps']:.1f}",
-        ]
-        for name, row in steps.items()
-    ]
+    steps = {name: row | {"wait_pct": 100 * row["wait_share"]} for name, row in steps.items()}
+    profile = {name: {"ms": ms} for name, ms in result["profile_ms"].items()}
     clock = "wall time" if result["clock"] == "wall" else "this process's CPU time (user + system)"
     parts = [
         "Machine: " + ", ".join(f"{key} {value}" for key, value in info.items()),
@@ -442,23 +434,16 @@ def report(
         "for steps).",
         "Episode sampling (training DataLoader vs per-image PNG + PIL reference, same episodes, "
         "15 queries per class; median per episode):",
-        table(
-            sample_rows,
-            ["setting", "images", "project ms", "project ep/s", "reference ms", "reference ep/s", "speedup"],
-        ),
+        table(SAMPLE_TABLE, sampling),
         "Training step (full Lightning loop, one episode fetch to the next) vs compute floor (the model's "
         "forward + loss + backward + Adam on one pre-built episode); data wait = the episode fetch; "
         "eval = trainer.test:",
-        table(
-            step_rows, ["setting", "images", "step ms", "floor ms", "step/floor", "data wait ms", "eval ep/s"]
-        ),
+        table(STEP_TABLE, steps),
         "Peak RSS of a 20-way 5-shot FCE training run (src/train.py, subprocess): "
         f"{result['peak_rss_mb']:.0f} MB",
         "Where a 5-way 1-shot FCE training step goes (Lightning's SimpleProfiler actions that run once per "
         "step, median ms; nested actions overlap):",
-        table(
-            [[f"`{name}`", f"{ms:.2f}"] for name, ms in result["profile_ms"].items()], ["action", "ms/step"]
-        ),
+        table(PROFILE_TABLE, profile),
     ]
     if "memory_format_ms" in result:
         formats = result["memory_format_ms"]
