@@ -356,7 +356,7 @@ def measure_steps(
                 "wait_share": wait / step,
                 "eval_eps": 1 / profiler.cycle(TEST_FETCH, sizes.warmup),
             }
-            if (way, shot, fce) == (5, 1, True):  # the largest step/floor ratio
+            if (way, shot, fce) == (5, 1, True):  # the smallest step: where overheads show most
                 profile = breakdown(profiler, sizes.warmup + sizes.steps + 1, sizes.warmup)
     return rows, profile
 
