@@ -2,27 +2,28 @@
 
 In one run, on one machine, it measures:
 
-1. **Sampling**: episodes per second of the project's training DataLoader (``OmniglotDataModule``,
-   episodes gathered from the in-memory uint8 cache) against a per-image reference on the *same*
-   episodes: a learn2learn ``Taskset`` (``NWays``, ``KShots``, ``LoadData``, ``RemapLabels``) over a
-   dataset that opens each PNG and Lanczos-resizes (and rotates) it with PIL per sample, the way
-   torchvision-style datasets and learn2learn's Omniglot benchmark work. The PNGs are extracted once
-   from the archives in ``--data-root`` to a temporary folder before timing.
+1. **Sampling** (``torch.utils.benchmark.Timer``): episodes per second of the project's training
+   DataLoader (``OmniglotDataModule``, episodes gathered from the in-memory uint8 cache) against a
+   per-image reference on the *same* episodes: each image opened from its PNG and Lanczos-resized
+   with PIL (``matchnet.data.load_image``), the way torchvision-style datasets work. The PNGs are
+   extracted once from the archives in ``--data-root`` to a temporary folder before timing.
 2. **Training step** of the full Lightning loop (DataLoader, forward, backward, Adam, ``self.log`` with
-   torchmetrics, CSV logger, progress bar) against the compute floor: forward + backward + Adam step
-   of the bare ``Conv4`` encoder on the same number of images, for 5-way 1-shot, 20-way 1-shot and
-   20-way 5-shot (15 queries per class), FCE off and on. One floor step runs after each training
-   batch (timed apart), so floor and Lightning steps alternate under the same load: paired samples.
-   ``data wait`` is the time between the end of one training batch and the start of the next
-   (fetching the episode, Lightning's own hooks), its share of the step is ``sampling_share_of_step``.
-3. **Evaluation** episodes per second (``trainer.test``) per setting, and the peak resident memory of a
-   20-way 5-shot FCE training run (``src/train.py`` in a subprocess, ``getrusage(RUSAGE_CHILDREN)``).
+   torchmetrics, CSV logger, progress bar) against the **compute floor**: the model's forward, loss,
+   backward and Adam step on one pre-built episode (``Timer``, the mean of its medians just before and
+   just after the fit), for 5-way 1-shot, 20-way 1-shot and 20-way 5-shot (15 queries per class), FCE
+   off and on. The step is timed by Lightning's ``SimpleProfiler`` inside a short ``trainer.fit``: a
+   step is the time from one episode fetch (``[_TrainingEpochLoop].train_dataloader_next``) to the
+   next, the **data wait** is the fetch itself (its share of the step is ``sampling_share_of_step``);
+   the profiler's per-step actions of the 5-way 1-shot FCE run are ``profile_ms``.
+3. **Evaluation** episodes per second (``trainer.test``, timed the same way) per setting, and the peak
+   resident memory of a 20-way 5-shot FCE training run (``src/train.py`` in a subprocess,
+   ``getrusage(RUSAGE_CHILDREN)``).
 
-All times are medians of per-episode (per-step) times. The last line of standard output is one JSON
-object; the full run also writes ``results/throughput.md``.
+All times are medians, on this process's CPU clock unless ``--wall``. The last line of standard
+output is one JSON object; the full run also writes ``results/throughput.md``.
 
     OMP_NUM_THREADS=1 python benchmarks/throughput.py            # full run, writes results/throughput.md
-    OMP_NUM_THREADS=1 python benchmarks/throughput.py --quick    # < 2 minutes on 2 cores, no file
+    OMP_NUM_THREADS=1 python benchmarks/throughput.py --quick    # a few minutes on 2 cores, no file
     python benchmarks/throughput.py --smoke                      # seconds: checks the plumbing only
 """
 
@@ -31,11 +32,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import logging
 import os
 import platform
-import random
 import resource
 import shlex
 import statistics
@@ -45,46 +46,46 @@ import tempfile
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
+import torch.nn.functional as F
+from pytorch_lightning.profilers import SimpleProfiler
 from torch import Tensor
+from torch.utils.benchmark import Timer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "throughput.md"
 QUERY = 15  # queries per class in every setting (Vinyals et al.'s training episodes)
 SETTINGS = ((5, 1), (20, 1), (20, 5))  # (way, shot)
-# PIL's transpose for k counterclockwise quarter turns (np.rot90 / torch.rot90 over the last two axes).
-PIL_TURNS = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
-
-with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # learn2learn imports gym, which prints a deprecation notice
-    from learn2learn.data import MetaDataset, Taskset
-    from learn2learn.data.transforms import KShots, LoadData, NWays, RemapLabels
+TRAIN_FETCH = "[_TrainingEpochLoop].train_dataloader_next"  # SimpleProfiler's names of the fetches
+TEST_FETCH = "[_EvaluationLoop].test_next"
+ADAM = {"_target_": "torch.optim.Adam", "lr": 1e-3}
+CLOCK: list[Callable[[], float]] = [time.process_time]  # time.perf_counter with --wall
 
 
 @dataclass(frozen=True)
 class Sizes:
-    """How many episodes each measurement times (after ``warmup`` untimed ones)."""
+    """How long each measurement runs."""
 
-    sample: int  # episodes through the project's DataLoader per setting
-    reference: int  # episodes through the per-image reference per setting
-    warmup: int  # untimed training steps before the timed ones
+    sample_s: float  # Timer min_run_time of the project's DataLoader, per setting
+    reference: int  # distinct episodes the per-image reference cycles through
+    reference_s: float  # Timer min_run_time of the reference, per setting
+    floor_s: float  # Timer min_run_time of the compute floor, per setting and FCE choice
+    warmup: int  # untimed training / test steps before the timed ones
     steps: int  # timed training steps per setting and FCE choice
-    floor: int  # untimed floor iterations before each Lightning run (then one after each training step)
     eval: int  # timed test episodes per setting and FCE choice
     rss_steps: int  # training steps of the peak-memory subprocess
 
 
-SIZES = {
-    "full": Sizes(sample=100, reference=10, warmup=2, steps=25, floor=3, eval=20, rss_steps=30),
-    "quick": Sizes(sample=20, reference=2, warmup=1, steps=4, floor=3, eval=3, rss_steps=2),
-    "smoke": Sizes(sample=4, reference=2, warmup=1, steps=2, floor=2, eval=2, rss_steps=2),
+SIZES = {  # sample_s, reference, reference_s, floor_s, warmup, steps, eval, rss_steps
+    "full": Sizes(1.0, 10, 2.0, 2.0, warmup=2, steps=25, eval=20, rss_steps=30),
+    "quick": Sizes(0.2, 2, 0.3, 0.3, warmup=1, steps=4, eval=3, rss_steps=2),
+    "smoke": Sizes(0.02, 2, 0.02, 0.02, warmup=1, steps=2, eval=2, rss_steps=2),
 }
 
 
@@ -98,6 +99,37 @@ def setting_name(way: int, shot: int) -> str:
     return f"{way}w{shot}s"
 
 
+def timed(stmt: str, min_run_time: float, **names: Any) -> float:
+    """Median seconds per run of ``stmt`` (``torch.utils.benchmark`` on ``CLOCK``, this process's threads)."""
+    timer = Timer(stmt, globals=names, timer=CLOCK[0], num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+class ClockProfiler(SimpleProfiler):
+    """Lightning's ``SimpleProfiler`` on ``CLOCK``; also notes when each action starts.
+
+    Consecutive starts of an episode fetch bound one whole loop iteration (fetch, hooks, step, logging).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starts: dict[str, list[float]] = defaultdict(list)
+
+    def start(self, action_name: str) -> None:
+        super().start(action_name)  # its checks
+        self.current_actions[action_name] = now = CLOCK[0]()
+        self.starts[action_name].append(now)
+
+    def stop(self, action_name: str) -> None:
+        now = CLOCK[0]()
+        self.recorded_durations[action_name].append(now - self.current_actions.pop(action_name))
+
+    def cycle(self, action_name: str, skip: int) -> float:
+        """Median seconds from one start of ``action_name`` to the next, after ``skip`` warm-up ones."""
+        starts = self.starts[action_name]
+        return median([b - a for a, b in zip(starts, starts[1:], strict=False)][skip:])
+
+
 # ----------------------------------------------------------------------------- machine and data
 
 
@@ -105,10 +137,10 @@ def machine() -> dict[str, Any]:
     """CPU model, cores, torch version and threads of this process."""
     model = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        names = [
+            line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")
+        ]
+        model = names[0].split(":", 1)[1].strip() if names else model
     return {
         "cpu": model,
         "cores": os.cpu_count(),
@@ -135,188 +167,86 @@ def check_data_root(root: Path) -> None:
         )
 
 
-def member_paths(root: Path) -> list[tuple[Path, str]]:
-    """(archive or folder, member) of every image, in the order of the image cache."""
-    from matchnet.data.omniglot import find_sources
+def png_files(root: Path, image_ids: set[int], folder: Path) -> dict[int, Path]:
+    """The PNG of each image id (cache order), extracted once into ``folder`` from the archives."""
+    from matchnet.data import find_sources
 
-    catalog = find_sources(root, download=False)
-    return [
-        (source.path, member)
-        for source in catalog.sources
-        for members in source.characters.values()
-        for member in members
-    ]
-
-
-def extract(members: Sequence[tuple[Path, str]], image_ids: set[int], folder: Path) -> dict[int, Path]:
-    """Extract the PNGs of ``image_ids`` once into ``folder`` (before timing); image id -> file."""
-    files: dict[int, Path] = {}
-    archives: dict[Path, zipfile.ZipFile] = {}
-    try:
-        for image_id in sorted(image_ids):
-            source, member = members[image_id]
-            if source.is_dir():
-                files[image_id] = source.parent / member
-                continue
-            archive = archives.get(source) or archives.setdefault(source, zipfile.ZipFile(source))
-            files[image_id] = Path(archive.extract(member, folder))
-    finally:
-        for archive in archives.values():
-            archive.close()
+    sources = find_sources(root, download=False).sources
+    members = [(s.path, m) for s in sources for ms in s.characters.values() for m in ms]
+    files = {}
+    with contextlib.ExitStack() as stack:
+        archives = {s.path: stack.enter_context(zipfile.ZipFile(s.path)) for s in sources if s.path.is_file()}
+        for i in sorted(image_ids):
+            path, member = members[i]
+            files[i] = (
+                Path(archives[path].extract(member, folder)) if path in archives else path.parent / member
+            )
     return files
+
+
+def datamodule(root: Path, way: int, shot: int, train: int, test: int = 1) -> Any:
+    """The project's Omniglot DataModule for one setting."""
+    from matchnet.data import OmniglotDataModule
+
+    module = OmniglotDataModule(
+        root=str(root),
+        way=way,
+        shot=shot,
+        query=QUERY,
+        train_episodes_per_epoch=train,
+        val_episodes=1,
+        test_episodes=test,
+        download=False,
+    )
+    module.setup()
+    return module
 
 
 # ----------------------------------------------------------------------------- sampling
 
 
-class PngItems(torch.utils.data.Dataset):
-    """The reference: item ``k`` opens its PNG, Lanczos-resizes and rotates it with PIL, per sample.
+def reference_episode(dataset: Any, n: int, files: dict[int, Path]) -> tuple[Tensor, Tensor]:
+    """The per-image reference: episode ``n``'s support and query, each image read from its PNG."""
+    from matchnet.data import load_image
 
-    Items are the same (class, drawing) items as ``EpisodeDataset``'s ``MetaDataset``, so the same
-    learn2learn transforms under the same seed draw the same episodes.
-    """
-
-    def __init__(
-        self, files: dict[int, Path], item_image: Tensor, item_class: Tensor, turns: Tensor, size: int
-    ):
-        self.files, self.size = files, size
-        self.item_image, self.item_class, self.turns = (
-            item_image.tolist(),
-            item_class.tolist(),
-            turns.tolist(),
-        )
-
-    def __len__(self) -> int:
-        return len(self.item_image)
-
-    def __getitem__(self, k: int) -> tuple[Tensor, int]:
-        cls = self.item_class[k]
-        with Image.open(self.files[self.item_image[k]]) as image:
-            gray = image.convert("L").resize((self.size, self.size), Image.Resampling.LANCZOS)
-        if self.turns[cls]:
-            gray = gray.transpose(PIL_TURNS[self.turns[cls]])
-        pixels = torch.from_numpy(np.asarray(gray, dtype=np.float32))
-        return (1.0 - pixels / 255.0).unsqueeze(0), cls  # ink 1, background 0, [1, S, S]
+    draw, size, shot = dataset.task(n), dataset.images.shape[-1], dataset.shot
+    turns = dataset.class_turns[draw.classes].tolist()
+    x = torch.stack(
+        [
+            torch.stack([load_image(files[i], size) for i in ids]).rot90(k, (-2, -1))
+            for ids, k in zip(draw.image_ids.tolist(), turns, strict=True)
+        ]
+    )
+    return x[:, :shot].flatten(0, 1)[draw.support_order], x[:, shot:].flatten(0, 1)[draw.query_order]
 
 
-class ReferenceEpisodes:
-    """Per-image reference pipeline drawing exactly the episodes of an ``EpisodeDataset``."""
-
-    def __init__(self, dataset: Any, files: dict[int, Path]) -> None:
-        self.dataset = dataset
-        meta = dataset.taskset.dataset
-        items = PngItems(
-            files, dataset.item_image, dataset.item_class, dataset.class_turns, dataset.images.shape[-1]
-        )
-        self.items = MetaDataset(items, labels_to_indices=dict(meta.labels_to_indices))
-        k = dataset.shot + dataset.query
-        self.taskset = Taskset(
-            self.items,
-            task_transforms=[
-                NWays(self.items, n=dataset.way),
-                KShots(self.items, k=k),
-                LoadData(self.items),
-                RemapLabels(self.items, shuffle=False),
-            ],
-        )
-
-    def item_ids(self, n: int) -> list[int]:
-        """The image ids of episode ``n`` (drawn under the project's seed), without loading them."""
-        with self._seeded(n):
-            description = self.taskset.sample_task_description()
-        return [self.dataset.item_image[dd.index].item() for dd in description]
-
-    @contextlib.contextmanager
-    def _seeded(self, n: int) -> Iterator[None]:
-        state = random.getstate()
-        random.seed(f"{self.dataset.seed}/{self.dataset.stage}/{n}")
-        try:
-            yield
-        finally:
-            random.setstate(state)
-
-    def __getitem__(self, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        way, shot, query = self.dataset.way, self.dataset.shot, self.dataset.query
-        with self._seeded(n):
-            description = self.taskset.sample_task_description()
-            support_order = random.sample(range(way * shot), way * shot)
-            query_order = random.sample(range(way * query), way * query)
-        x, y = self.taskset.get_task(description)  # collated: [way*(shot+query), 1, S, S], [way*(shot+query)]
-        x, y = x.view(way, shot + query, *x.shape[1:]), y.view(way, shot + query)
-        support_x = x[:, :shot].reshape(-1, *x.shape[2:])[support_order]
-        query_x = x[:, shot:].reshape(-1, *x.shape[2:])[query_order]
-        return (
-            support_x,
-            y[:, :shot].reshape(-1)[support_order],
-            query_x,
-            y[:, shot:].reshape(-1)[query_order],
-        )
-
-
-def clock() -> float:
-    """The clock of every measurement: this process's CPU seconds (or wall seconds with ``--wall``).
-
-    On a shared machine, CPU time excludes the time the process waits for a core, so ratios measured
-    minutes apart stay comparable; with one torch thread it is the work done.
-    """
-    return CLOCK[0]()
-
-
-CLOCK: list[Callable[[], float]] = [time.process_time]
-
-
-def time_each(items: Iterator[Any] | Callable[[int], Any], count: int) -> list[float]:
-    """Seconds (``clock``) per item of ``count`` items of an iterator (or calls ``f(0..count-1)``)."""
-    times = []
-    for n in range(count):
-        start = clock()
-        if callable(items):
-            items(n)
-        else:
-            next(items)
-        times.append(clock() - start)
-    return times
-
-
-def datamodule(root: Path, way: int, shot: int, episodes: int, **overrides: Any) -> Any:
-    """The project's Omniglot DataModule for one setting (training and test episodes alike)."""
-    from matchnet.data import OmniglotDataModule
-
-    kwargs: dict[str, Any] = {
-        "root": str(root),
-        "way": way,
-        "shot": shot,
-        "query": QUERY,
-        "train_episodes_per_epoch": episodes,
-        "val_episodes": 1,
-        "test_episodes": episodes,
-        "download": False,
-    }
-    module = OmniglotDataModule(**(kwargs | overrides))
-    module.setup()
-    return module
-
-
-def measure_sampling(root: Path, members: list[tuple[Path, str]], sizes: Sizes, tmp: Path) -> dict[str, Any]:
+def measure_sampling(root: Path, sizes: Sizes, tmp: Path) -> dict[str, Any]:
     """Per setting: seconds per episode of the project's train DataLoader and of the reference."""
     rows = {}
     for way, shot in SETTINGS:
-        dm = datamodule(root, way, shot, sizes.sample)
+        dm = datamodule(root, way, shot, train=100)
         dataset = dm.dataset("train")
-        reference = ReferenceEpisodes(dataset, {})
-        ids = {i for n in range(sizes.reference) for i in reference.item_ids(n)}
-        reference = ReferenceEpisodes(dataset, extract(members, ids, tmp))
-        # Same episodes: the reference draws the project's images in the same order (labels are named
-        # differently by RemapLabels); checked on the first episode.
-        same, ref = dataset[0], reference[0]
-        diff = max(float((same.support_x - ref[0]).abs().max()), float((same.query_x - ref[2]).abs().max()))
+        ids = {int(i) for n in range(sizes.reference) for i in dataset.task(n).image_ids.flatten()}
+        files = png_files(root, ids, tmp)
+        support, query = reference_episode(dataset, 0, files)
+        diff = max(
+            float((dataset[0].support_x - support).abs().max()),
+            float((dataset[0].query_x - query).abs().max()),
+        )
         if diff > 1.5 / 255:  # one grey level of rounding
             raise RuntimeError(
                 f"the reference pipeline drew other images than the DataModule (max diff {diff})"
             )
-        project = time_each(iter(dm.train_dataloader()), sizes.sample)
-        per_image = time_each(reference.__getitem__, sizes.reference)
-        project_s, reference_s = median(project), median(per_image)
+        episodes = itertools.chain.from_iterable(itertools.repeat(dm.train_dataloader()))  # endless
+        project_s = timed("next(episodes)", sizes.sample_s, episodes=episodes)
+        reference_s = timed(
+            "reference_episode(dataset, next(ns), files)",
+            sizes.reference_s,
+            reference_episode=reference_episode,
+            dataset=dataset,
+            ns=itertools.cycle(range(sizes.reference)),
+            files=files,
+        )
         rows[setting_name(way, shot)] = {
             "images": way * (shot + QUERY),
             "project_ms": 1e3 * project_s,
@@ -332,260 +262,118 @@ def measure_sampling(root: Path, members: list[tuple[Path, str]], sizes: Sizes, 
 # ----------------------------------------------------------------------------- training step and floor
 
 
-class StepTimer:
-    """Lightning callback: ``clock`` time of every training / test batch and the gap before it.
-
-    ``between``, when given, runs after every training batch (the compute floor, so that floor and
-    Lightning steps alternate under the same load); its time is recorded apart and excluded from the
-    batch-to-batch cycle.
-    """
-
-    def __init__(self, between: Callable[[], None] | None = None) -> None:
-        import pytorch_lightning as pl
-
-        timer = self
-        self.between = between
-
-        class _Callback(pl.Callback):
-            def on_train_batch_start(self, *args: Any) -> None:
-                timer.start()
-
-            def on_train_batch_end(self, *args: Any) -> None:
-                timer.end(run_between=True)
-
-            def on_test_batch_start(self, *args: Any) -> None:
-                timer.start()
-
-            def on_test_batch_end(self, *args: Any) -> None:
-                timer.end(run_between=False)
-
-        self.callback = _Callback()
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the recorded batches."""
-        self.starts: list[float] = []
-        self.ends: list[float] = []
-        self.resumes: list[float] = []  # when Lightning got control back after ``between``
-        self.between_times: list[float] = []
-
-    def start(self) -> None:
-        """A batch starts."""
-        self.starts.append(clock())
-
-    def end(self, run_between: bool) -> None:
-        """A batch ends; run ``between`` (timed apart) when asked."""
-        now = clock()
-        self.ends.append(now)
-        if run_between and self.between is not None:
-            self.between()
-            after = clock()
-            self.between_times.append(after - now)
-            now = after
-        self.resumes.append(now)
-
-    def summary(self, skip: int) -> tuple[float, float]:
-        """(median batch-to-batch time, median gap between a batch's end and the next's start), in s."""
-        resumes, ends, starts = self.resumes[skip:], self.ends[skip + 1 :], self.starts[skip + 1 :]
-        cycle = [e - r for r, e in zip(resumes, ends, strict=False)]
-        wait = [s - r for r, s in zip(resumes, starts, strict=False)]
-        return median(cycle), median(wait)
-
-
-def model_config(fce: bool) -> dict[str, Any]:
+def model_config(fce: bool, **overrides: Any) -> dict[str, Any]:
     """The project's default model config (``conf/``, composed by Hydra) with ``model.fce`` set."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"model.fce={fce}", "data.image_size=28"])
-    return OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[return-value]
+    return OmegaConf.to_container(cfg.model, resolve=True) | overrides  # type: ignore[operator]
 
 
-class Floor:
-    """Compute floor: forward + backward + Adam step of the bare encoder of ``model`` on ``images`` images.
+def floor_s(model: dict[str, Any], episode: Any, min_run_time: float) -> float:
+    """Compute floor: the model's forward, loss, backward and Adam step on one pre-built episode."""
+    from matchnet.module import MatchingNetModule
 
-    The encoder is built from the same config as the model's, in the same memory format
-    (``model.channels_last``); the loss is a trivial function of the embeddings.
-    """
+    torch.manual_seed(0)
+    module = MatchingNetModule(model=model, optimizer=ADAM)
+    optimizer = torch.optim.Adam(module.parameters(), lr=ADAM["lr"])
 
-    def __init__(self, model: dict[str, Any], images: int) -> None:
-        import hydra
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.nll_loss(module(episode), episode.query_y).backward()
+        optimizer.step()
 
-        torch.manual_seed(0)
-        self.encoder = hydra.utils.instantiate(model["encoder"])
-        self.x = torch.rand(
-            images, self.encoder.in_channels, self.encoder.image_size, self.encoder.image_size
-        )
-        if model.get("channels_last"):
-            self.encoder = self.encoder.to(memory_format=torch.channels_last)
-            self.x = self.x.contiguous(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.encoder.parameters(), lr=1e-3)
-        self.step()
-
-    def step(self, _: int = 0) -> None:
-        """One optimiser step."""
-        self.optimizer.zero_grad(set_to_none=True)
-        self.encoder(self.x).pow(2).mean().backward()
-        self.optimizer.step()
+    return timed("step()", min_run_time, step=step)
 
 
-def lightning_run(
-    root: Path,
-    way: int,
-    shot: int,
-    fce: bool,
-    sizes: Sizes,
-    logdir: Path,
-    model: dict[str, Any] | None = None,
-    between: Callable[[], None] | None = None,
-    extra_callbacks: Sequence[Any] = (),
-    test: bool = True,
-) -> dict[str, float]:
-    """Train ``warmup + steps`` episodes with the full Lightning loop, then test ``eval`` episodes."""
+def lightning_run(root: Path, way: int, shot: int, fce: bool, sizes: Sizes, logdir: Path) -> ClockProfiler:
+    """A short ``trainer.fit`` then ``trainer.test`` of the full Lightning loop, under the profiler."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
 
     from matchnet.module import MatchingNetModule
 
-    episodes = sizes.warmup + sizes.steps
-    dm = datamodule(root, way, shot, episodes)
+    # One more fetch than steps: it closes the last timed step.
+    dm = datamodule(root, way, shot, sizes.warmup + sizes.steps + 1, sizes.warmup + sizes.eval + 1)
     pl.seed_everything(0, verbose=False)
-    module = MatchingNetModule(
-        model=model or model_config(fce), optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3}
-    )
-    timer = StepTimer(between)
+    module = MatchingNetModule(model=model_config(fce), optimizer=ADAM)
+    profiler = ClockProfiler()
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
-        max_steps=episodes,
         max_epochs=1,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        limit_test_batches=sizes.warmup + sizes.eval,
         logger=CSVLogger(logdir, name=f"{setting_name(way, shot)}_fce{int(fce)}"),
         log_every_n_steps=50,  # conf/trainer/default.yaml
-        callbacks=[TQDMProgressBar(refresh_rate=20), timer.callback, *extra_callbacks],  # as conf/callbacks
+        callbacks=[TQDMProgressBar(refresh_rate=20)],  # as conf/callbacks
         enable_checkpointing=False,
         enable_model_summary=False,
+        profiler=profiler,
     )
     quiet = io.StringIO()  # the progress bar still formats its line, but stays quiet
     with contextlib.redirect_stderr(quiet), contextlib.redirect_stdout(quiet):
         trainer.fit(module, datamodule=dm)
-        step, wait = timer.summary(sizes.warmup)
-        between_s = median(timer.between_times[sizes.warmup :]) if timer.between_times else float("nan")
-        timer.reset()
-        if not test:
-            return {"step_s": step, "wait_s": wait, "eval_eps": float("nan"), "between_s": between_s}
         trainer.test(module, datamodule=dm, verbose=False)
-        eval_step, _ = timer.summary(sizes.warmup)
-    return {"step_s": step, "wait_s": wait, "eval_eps": 1 / eval_step, "between_s": between_s}
+    return profiler
+
+
+def breakdown(profiler: ClockProfiler, steps: int, skip: int) -> dict[str, float]:
+    """Median ms per step of every profiled action that ran once per training step, largest first."""
+    parts = {
+        name: 1e3 * median(durations[skip:])
+        for name, durations in profiler.recorded_durations.items()
+        if len(durations) == steps and "test" not in name
+    }
+    parts = {name: ms for name, ms in sorted(parts.items(), key=lambda item: -item[1]) if ms >= 0.01}
+    return parts | {"total (fetch to fetch)": 1e3 * profiler.cycle(TRAIN_FETCH, skip)}
 
 
 def measure_steps(
     root: Path, sizes: Sizes, logdir: Path, settings: Sequence[tuple[int, int]]
-) -> dict[str, Any]:
-    """Per setting and FCE choice: Lightning step time, data wait, floor and their ratio."""
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Per setting and FCE choice: step, data wait, floor and their ratio; the 5w1s FCE step breakdown."""
     rows: dict[str, Any] = {}
+    profile: dict[str, float] = {}
     for way, shot in settings:
-        images = way * (shot + QUERY)
+        episode = datamodule(root, way, shot, train=1).dataset("train")[0]
         for fce in (False, True):
-            model = model_config(fce)
-            floor_step = Floor(model, images)
-            for n in range(sizes.floor):  # warm-up
-                floor_step.step(n)
-            # Floor steps alternate with the Lightning steps (after each training batch): paired samples.
-            run = lightning_run(root, way, shot, fce, sizes, logdir, model, between=floor_step.step)
-            floor = run["between_s"]
+            # The floor just before and just after the fit, so that both see about the same load.
+            before = floor_s(model_config(fce), episode, sizes.floor_s)
+            profiler = lightning_run(root, way, shot, fce, sizes, logdir)
+            floor = (before + floor_s(model_config(fce), episode, sizes.floor_s)) / 2
+            step = profiler.cycle(TRAIN_FETCH, sizes.warmup)
+            wait = median(profiler.recorded_durations[TRAIN_FETCH][sizes.warmup :])
             rows[f"{setting_name(way, shot)}/fce_{'on' if fce else 'off'}"] = {
-                "images": images,
-                "step_ms": 1e3 * run["step_s"],
+                "images": way * (shot + QUERY),
+                "step_ms": 1e3 * step,
                 "floor_ms": 1e3 * floor,
-                "over_floor": run["step_s"] / floor,
-                "wait_ms": 1e3 * run["wait_s"],
-                "wait_share": run["wait_s"] / run["step_s"],
-                "eval_eps": run["eval_eps"],
+                "over_floor": step / floor,
+                "wait_ms": 1e3 * wait,
+                "wait_share": wait / step,
+                "eval_eps": 1 / profiler.cycle(TEST_FETCH, sizes.warmup),
             }
-    return rows
+            if (way, shot, fce) == (5, 1, True):  # the smallest step: where overheads show most
+                profile = breakdown(profiler, sizes.warmup + sizes.steps + 1, sizes.warmup)
+    return rows, profile
 
 
-# ----------------------------------------------------------------------------- full run only: extras
-
-
-def memory_formats(images: int, repeats: int) -> dict[str, float]:
-    """Floor ms of the default encoder, contiguous (NCHW) vs channels-last, alternating step by step."""
-    floors = {
-        name: Floor(model_config(True) | {"channels_last": name == "channels_last"}, images)
+def memory_formats(root: Path, min_run_time: float) -> dict[str, float]:
+    """Floor ms of 20-way 5-shot (FCE on), encoder contiguous (NCHW) vs channels-last (full run)."""
+    episode = datamodule(root, 20, 5, train=1).dataset("train")[0]
+    return {
+        name: 1e3 * floor_s(model_config(True, channels_last=name == "channels_last"), episode, min_run_time)
         for name in ("contiguous", "channels_last")
     }
-    times: dict[str, list[float]] = {name: [] for name in floors}
-    for _ in range(repeats):
-        for name, floor in floors.items():
-            times[name] += time_each(floor.step, 1)
-    return {name: 1e3 * median(values) for name, values in times.items()}
-
-
-PROFILE_PARTS = {  # label: (file suffix, function name) of the cProfile entries, cumulative time
-    "training_step (forward, loss)": ("matchnet/module.py", "training_step"),
-    "  encoder forward": ("matchnet/model/encoders.py", "forward"),  # (+ its input normalisation)
-    "  FCE forward (support BiLSTM + attention LSTM)": ("matchnet/model/context.py", "forward"),
-    "  _log_step (metrics + self.log)": ("matchnet/module.py", "_log_step"),
-    "backward": ("torch/autograd/__init__.py", "backward"),
-    "optimizer step (Adam, excluding the closure)": ("torch/optim/adam.py", "adam"),
-    "episode fetch (DataLoader)": ("pytorch_lightning/loops/fetchers.py", "__next__"),
-    "callbacks (progress bar, ...)": ("pytorch_lightning/trainer/call.py", "_call_callback_hooks"),
-}
-
-
-def profile_steps(root: Path, logdir: Path, steps: int) -> dict[str, float]:
-    """cProfile of ``steps`` 5-way 1-shot FCE training steps (the largest step/floor ratio): ms per step.
-
-    cProfile adds a cost to every Python call, so Python-heavy parts (Lightning, logging) look larger
-    than they are; ``total`` is the whole training loop per step under the profiler.
-    """
-    import cProfile
-    import pstats
-
-    import pytorch_lightning as pl
-
-    warmup = 3
-    sizes = Sizes(sample=1, reference=1, warmup=warmup, steps=steps, floor=0, eval=1, rss_steps=1)
-    profiler = cProfile.Profile()
-
-    class _Window(pl.Callback):  # profile the training steps after the warm-up ones
-        def on_train_batch_start(self, trainer: pl.Trainer, module: Any, batch: Any, batch_idx: int) -> None:
-            if batch_idx == warmup:
-                profiler.enable()
-
-        def on_train_end(self, trainer: pl.Trainer, module: Any) -> None:
-            profiler.disable()
-
-    lightning_run(
-        root, 5, 1, True, sizes, logdir, model_config(True), extra_callbacks=[_Window()], test=False
-    )
-    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    parts: dict[str, float] = {}
-    for label, (suffix, function) in PROFILE_PARTS.items():
-        total = sum(
-            cumulative
-            for (file, _, name), (_, _, _, cumulative, _) in stats.items()
-            if file.endswith(suffix) and name == function
-        )
-        parts[label] = 1e3 * total / steps
-    loop = [
-        v
-        for (file, _, name), v in stats.items()
-        if file.endswith("training_epoch_loop.py") and name == "advance"
-    ]
-    parts["total (training-loop iteration)"] = 1e3 * sum(v[3] for v in loop) / steps
-    return parts
 
 
 # ----------------------------------------------------------------------------- peak memory
 
 
-def peak_rss_mb(root: Path, steps: int, workdir: Path) -> tuple[float, list[str]]:
+def peak_rss_mb(root: Path, steps: int, workdir: Path) -> float:
     """Peak RSS (MB) of ``src/train.py experiment=omniglot_20w5s`` (FCE on) for ``steps`` episodes."""
     command = [
         sys.executable,
@@ -602,110 +390,69 @@ def peak_rss_mb(root: Path, steps: int, workdir: Path) -> tuple[float, list[str]
         "callbacks.progress_bar.refresh_rate=20",
         f"hydra.run.dir={workdir}",
     ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     done = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, env=os.environ | {"WANDB_MODE": "offline"}
     )
     if done.returncode != 0:
         raise RuntimeError(f"{shlex.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux; max over waited children
-    if peak <= before:  # an earlier child was larger; never the case here (this is the only child)
-        raise RuntimeError("RUSAGE_CHILDREN did not grow; run the peak-memory measurement in a fresh process")
-    return peak / 1024, command
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux; the only child
 
 
 # ----------------------------------------------------------------------------- report
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+SAMPLE_TABLE = (
+    "| setting | images | project ms | project ep/s | reference ms | reference ep/s | speedup |",
+    "| {name} | {images} | {project_ms:.2f} | {project_eps:.0f} | {reference_ms:.1f} | {reference_eps:.1f} "
+    "| {speedup:.0f}x |",
+)
+STEP_TABLE = (
+    "| setting | images | step ms | floor ms | step/floor | data wait ms | eval ep/s |",
+    "| {name} | {images} | {step_ms:.1f} | {floor_ms:.1f} | {over_floor:.2f}x "
+    "| {wait_ms:.2f} ({wait_pct:.1f}%) | {eval_eps:.1f} |",
+)
+PROFILE_TABLE = ("| action | ms/step |", "| `{name}` | {ms:.2f} |")
+
+
+def table(template: tuple[str, str], rows: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table: ``template`` is (header, row format); one row per item of ``rows``."""
+    header, row = template
+    rule = "|" + "---|" * header.count(" | ") + "---|"
+    return "\n".join([header, rule] + [row.format(name=name, **values) for name, values in rows.items()])
 
 
 def report(
     result: dict[str, Any], sampling: dict[str, Any], steps: dict[str, Any], info: dict[str, Any]
 ) -> str:
     """The tables (Markdown) of one run."""
-    sample_rows = [
-        [
-            name,
-            str(row["images"]),
-            f"{row['project_ms']:.2f}",
-            f"{row['project_eps']:.0f}",
-            f"{row['reference_ms']:.1f}",
-            f"{row['reference_eps']:.1f}",
-            f"{row['speedup']:.0f}x",
-        ]
-        for name, row in sampling.items()
+    steps = {name: row | {"wait_pct": 100 * row["wait_share"]} for name, row in steps.items()}
+    profile = {name: {"ms": ms} for name, ms in result["profile_ms"].items()}
+    clock = "wall time" if result["clock"] == "wall" else "this process's CPU time (user + system)"
+    parts = [
+        "Machine: " + ", ".join(f"{key} {value}" for key, value in info.items()),
+        f"Clock: {clock}; medians (torch.utils.benchmark for sampling and floor, Lightning's SimpleProfiler "
+        "for steps).",
+        "Episode sampling (training DataLoader vs per-image PNG + PIL reference, same episodes, "
+        "15 queries per class; median per episode):",
+        table(SAMPLE_TABLE, sampling),
+        "Training step (full Lightning loop, one episode fetch to the next) vs compute floor (the model's "
+        "forward + loss + backward + Adam on one pre-built episode); data wait = the episode fetch; "
+        "eval = trainer.test:",
+        table(STEP_TABLE, steps),
+        "Peak RSS of a 20-way 5-shot FCE training run (src/train.py, subprocess): "
+        f"{result['peak_rss_mb']:.0f} MB",
+        "Where a 5-way 1-shot FCE training step goes (Lightning's SimpleProfiler actions that run once per "
+        "step, median ms; nested actions overlap):",
+        table(PROFILE_TABLE, profile),
     ]
-    step_rows = [
-        [
-            name,
-            str(row["images"]),
-            f"{row['step_ms']:.1f}",
-            f"{row['floor_ms']:.1f}",
-            f"{row['over_floor']:.2f}x",
-            f"{row['wait_ms']:.2f} ({100 * row['wait_share']:.1f}%)",
-            f"{row['eval_eps']:.1f}",
-        ]
-        for name, row in steps.items()
-    ]
-    return "\n\n".join(
-        [
-            "Machine: " + ", ".join(f"{key} {value}" for key, value in info.items()),
-            "Clock: "
-            + (
-                "wall time."
-                if result["clock"] == "wall"
-                else "this process's CPU time (user + system), so time spent waiting for a core on a shared "
-                "machine is not counted; medians per episode / step."
-            ),
-            "Episode sampling (training DataLoader vs per-image PNG + PIL reference, same episodes, "
-            "15 queries per class; median per episode):",
-            table(
-                sample_rows,
-                [
-                    "setting",
-                    "images",
-                    "project ms",
-                    "project ep/s",
-                    "reference ms",
-                    "reference ep/s",
-                    "speedup",
-                ],
-            ),
-            "Training step (full Lightning loop) vs compute floor (Conv4 forward + backward + Adam on the "
-            "same images); data wait = end of one training batch to start of the next; eval = trainer.test:",
-            table(
-                step_rows,
-                ["setting", "images", "step ms", "floor ms", "step/floor", "data wait ms", "eval ep/s"],
-            ),
-            "Peak RSS of a 20-way 5-shot FCE training run (src/train.py, subprocess): "
-            f"{result['peak_rss_mb']:.0f} MB",
-        ]
-    )
-
-
-def extras_report(extras: dict[str, Any]) -> str:
-    """Memory-format comparison and the cProfile breakdown (full run)."""
-    formats = extras["memory_format_ms"]
-    lines = [
-        "Encoder memory format (`model.channels_last`), floor of 20-way 5-shot (400 images), alternating "
-        "step by step: "
-        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in formats.items())
-        + f" ({formats['contiguous'] / formats['channels_last']:.2f}x).",
-        "Where a 5-way 1-shot FCE training step goes (cProfile, cumulative ms per step; the profiler "
-        "inflates Python-level costs):",
-        table(
-            [
-                [label.replace("  ", "&nbsp;&nbsp;"), f"{ms:.2f}"]
-                for label, ms in extras["profile_ms"].items()
-            ],
-            ["part", "ms/step"],
-        ),
-    ]
-    return "\n\n".join(lines)
+    if "memory_format_ms" in result:
+        formats = result["memory_format_ms"]
+        parts.append(
+            "Encoder memory format (`model.channels_last`), floor of 20-way 5-shot FCE (400 images): "
+            + ", ".join(f"{name} {ms:.1f} ms" for name, ms in formats.items())
+            + f" ({formats['contiguous'] / formats['channels_last']:.2f}x)."
+        )
+    return "\n\n".join(parts)
 
 
 def write_markdown(path: Path, command: str, text: str, result: dict[str, Any]) -> None:
@@ -725,7 +472,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     default_root = os.environ.get("MATCHNET_DATA_ROOT", "data/omniglot")
     parser.add_argument("--data-root", type=Path, default=Path(default_root), help=f"default: {default_root}")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="fewer episodes (< 2 minutes on 2 cores), no file")
+    mode.add_argument(
+        "--quick", action="store_true", help="shorter timings (a few minutes on 2 cores), no file"
+    )
     mode.add_argument("--smoke", action="store_true", help="a handful of episodes, 5-way 1-shot steps only")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown report of the full run")
     parser.add_argument("--wall", action="store_true", help="time with the wall clock instead of CPU time")
@@ -746,30 +495,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         CLOCK[0] = time.perf_counter
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     sizes = SIZES[mode]
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    logging.getLogger("lightning").setLevel(logging.ERROR)
+    for name in ("pytorch_lightning", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*on_step=True.*")
     started = time.perf_counter()
     info = machine()
     with tempfile.TemporaryDirectory(prefix="matchnet-throughput-") as tmp:
-        tmp_path = Path(tmp)
-        sampling = measure_sampling(root, member_paths(root), sizes, tmp_path / "png")
-        settings = SETTINGS[:1] if mode == "smoke" else SETTINGS
-        steps = measure_steps(root, sizes, tmp_path / "logs", settings)
-        rss, _ = peak_rss_mb(root, sizes.rss_steps, tmp_path / "rss_run")
-        extras: dict[str, Any] = {}
-        if mode == "full":
-            extras["memory_format_ms"] = memory_formats(20 * (5 + QUERY), 8)
-            extras["profile_ms"] = profile_steps(root, tmp_path / "profile", 30)
-    off = {k: v for k, v in steps.items() if k.endswith("fce_off")}
-    on = {k: v for k, v in steps.items() if k.endswith("fce_on")}
+        sampling = measure_sampling(root, sizes, Path(tmp) / "png")
+        steps, profile = measure_steps(
+            root, sizes, Path(tmp) / "logs", SETTINGS[:1] if mode == "smoke" else SETTINGS
+        )
+        rss = peak_rss_mb(root, sizes.rss_steps, Path(tmp) / "rss_run")
+    off = [row for name, row in steps.items() if name.endswith("fce_off")]
+    on = [row for name, row in steps.items() if name.endswith("fce_on")]
     result: dict[str, Any] = {
         "mode": mode,
         "sampling_speedup": min(row["speedup"] for row in sampling.values()),
         "sampling_share_of_step": max(row["wait_share"] for row in steps.values()),
-        "step_over_floor_fce_off": max(row["over_floor"] for row in off.values()),
-        "step_over_floor_fce_on": max(row["over_floor"] for row in on.values()),
+        "step_over_floor_fce_off": max(row["over_floor"] for row in off),
+        "step_over_floor_fce_on": max(row["over_floor"] for row in on),
         "peak_rss_mb": rss,
         "eval_episodes_per_s": {name: row["eval_eps"] for name, row in steps.items()},
         "sampling_episodes_per_s": {name: row["project_eps"] for name, row in sampling.items()},
@@ -778,12 +523,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "floor_ms": {name: row["floor_ms"] for name, row in steps.items()},
         "threads": info["threads"],
         "clock": "wall" if args.wall else "process_cpu",
-        "seconds": time.perf_counter() - started,
-        **extras,
+        "profile_ms": profile,
     }
+    if mode == "full":
+        result["memory_format_ms"] = memory_formats(root, sizes.floor_s)
+    result["seconds"] = time.perf_counter() - started
     text = report(result, sampling, steps, info)
-    if extras:
-        text += "\n\n" + extras_report(extras)
     print(text)
     if mode == "full":
         command = shlex.join(

@@ -2,6 +2,8 @@
 
 - the benchmark in ``--smoke`` mode on the real data: JSON keys and types, and the tables (no timings
   are asserted: the machine may be loaded);
+- its profiler (Lightning's ``SimpleProfiler`` on the benchmark's clock) on a fit whose episodes take
+  a known time to fetch: the data wait is the fetch, and a step spans fetch and training step;
 - episodes assembled with ``device`` (the ``data.device=cuda`` path, run here on the CPU) equal the host
   episodes exactly;
 - a training step reads nothing back from the device except the one finite-loss check of
@@ -13,10 +15,12 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +50,7 @@ KEYS = {
     "threads": int,
     "clock": str,
     "mode": str,
+    "profile_ms": dict,
 }
 # Tensor methods that copy a value to the host (and so wait for the device).
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
@@ -79,11 +84,17 @@ def test_smoke_run_prints_tables_and_json(omniglot_root: Path) -> None:
     assert 0 <= result["sampling_share_of_step"] < 1
     assert set(result["sampling_episodes_per_s"]) == {"5w1s", "20w1s", "20w5s"}
     assert set(result["eval_episodes_per_s"]) == {"5w1s/fce_off", "5w1s/fce_on"}
+    assert set(result["step_ms"]) == set(result["floor_ms"]) == set(result["eval_episodes_per_s"])
+    profile = result["profile_ms"]
+    assert {"run_training_batch", "[_TrainingEpochLoop].train_dataloader_next"} <= set(profile), profile
+    assert profile["total (fetch to fetch)"] == result["step_ms"]["5w1s/fce_on"]
+    assert not any("test" in name for name in profile), profile
     text = done.stdout
     assert "| setting | images | project ms |" in text
     assert "| setting | images | step ms | floor ms | step/floor |" in text
     assert "| 20w5s | 400 |" in text and "| 5w1s/fce_on | 80 |" in text
     assert "Peak RSS" in text
+    assert "| action | ms/step |" in text and "| `run_training_batch` |" in text
 
 
 def test_missing_data_root_is_a_clear_error(tmp_path: Path) -> None:
@@ -135,6 +146,57 @@ class _Episodes(Dataset):
             torch.arange(way).repeat_interleave(query),
             way,
         )
+
+
+class _SlowEpisodes(_Episodes):
+    """Episodes that take ``delay`` seconds (wall clock) each to fetch."""
+
+    def __init__(self, n: int, delay: float) -> None:
+        super().__init__(n)
+        self.delay = delay
+
+    def __getitem__(self, i: int) -> Episode:
+        time.sleep(self.delay)
+        return super().__getitem__(i)
+
+
+def _benchmark_module():  # noqa: ANN202
+    spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_profiler_times_the_fetch_and_the_whole_step(tmp_path: Path) -> None:
+    bench = _benchmark_module()
+    bench.CLOCK[0] = time.perf_counter  # (a fresh module) the sleeps count on the wall clock only
+    delay, steps = 0.05, 5
+    profiler = bench.ClockProfiler()
+    module = MatchingNetModule(model=_model(False), optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3})
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        profiler=profiler,
+    )
+    trainer.fit(module, train_dataloaders=DataLoader(_SlowEpisodes(steps, delay), batch_size=None))
+    fetches = profiler.recorded_durations[bench.TRAIN_FETCH]
+    assert len(fetches) == len(profiler.starts[bench.TRAIN_FETCH]) == steps
+    assert all(delay <= fetch < delay + 0.5 for fetch in fetches), fetches
+    step = profiler.cycle(bench.TRAIN_FETCH, 1)
+    batches = profiler.recorded_durations["run_training_batch"]
+    assert step >= min(fetches) + min(batches)  # every fetch-to-fetch cycle holds one of each
+    breakdown = bench.breakdown(profiler, steps, 1)
+    assert breakdown["total (fetch to fetch)"] == 1e3 * step  # ms
+    assert breakdown[bench.TRAIN_FETCH] >= 1e3 * delay and "run_training_batch" in breakdown
 
 
 @contextlib.contextmanager
