@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import DATA_ROOT, run_script
+from scripts import DATA_ROOT, run_main
 from wandb_records import read_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def wandb_run(folder: Path) -> dict:
 def test_two_sweeps_of_a_task_land_in_two_groups(omniglot_root: Path, tmp_path: Path) -> None:
     groups = []
     for sweep in ("sweep_a", "sweep_b"):
-        proc = run_script(
+        proc = run_main(
             "train.py", "-m", *QUICK, "seed=0,1", f"hydra.sweep.dir={tmp_path / sweep}", cwd=tmp_path
         )
         runs = [wandb_run(tmp_path / sweep / job) for job in ("0", "1")]
@@ -54,7 +54,7 @@ def test_two_sweeps_of_a_task_land_in_two_groups(omniglot_root: Path, tmp_path: 
     assert groups[0] != groups[1] and all(g.startswith("omniglot_5w1s-") for g in groups)
 
     explicit = tmp_path / "explicit"
-    run_script(
+    run_main(
         "train.py", "-m", *QUICK, "logger.wandb.group=mine", f"hydra.sweep.dir={explicit}", cwd=tmp_path
     )
     assert wandb_run(explicit / "0")["run"]["group"] == "mine"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from scripts import last_json, run_script
+from scripts import last_json, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEBUG = ("fdr", "limit", "overfit", "profiler")
@@ -37,7 +37,7 @@ def metrics(run: Path) -> list[dict[str, str]]:
 @pytest.mark.parametrize("debug", DEBUG)
 def test_debug_option_runs(omniglot_root: Path, tmp_path: Path, debug: str) -> None:
     run = tmp_path / "run"
-    proc = run_script("train.py", f"debug={debug}", f"hydra.run.dir={run}", cwd=tmp_path)
+    proc = run_main("train.py", f"debug={debug}", f"hydra.run.dir={run}", cwd=tmp_path)
     result = last_json(proc)
     assert not (run / "wandb").exists()
     assert result["episodes"] >= 1

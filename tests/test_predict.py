@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -17,28 +16,20 @@ from omegaconf import OmegaConf
 
 from matchnet.errors import MatchnetError
 from matchnet.predicting import predict_task
+from scripts import run_main, run_script
 from test_classifier import save_checkpoint, strokes
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
 DEFAULT_CKPT = ROOT / "checkpoints" / "omniglot-lake-20w1s.ckpt"
 # The shipped checkpoint; MATCHNET_SHIPPED_CKPT points the test at another one (e.g. a fresh training run).
 SHIPPED_CKPT = Path(os.environ.get("MATCHNET_SHIPPED_CKPT", DEFAULT_CKPT))
 CLASSES = {"alpha": 1, "beta": 2, "gamma": 1}  # class folder -> number of support images (K varies)
 
 
-def predict(*overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run src/predict.py from ``cwd`` with its Hydra job folder in ``cwd/run``."""
-    env = {"OMP_NUM_THREADS": "1"} | dict(os.environ)
-    env |= {"HYDRA_FULL_ERROR": "0", "MATCHNET_DATA_ROOT": str(DATA_ROOT)}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "src" / "predict.py"), *overrides, f"hydra.run.dir={cwd / 'run'}"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def predict(*overrides: str, cwd: Path, fresh_process: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run src/predict.py from ``cwd`` (in this process unless ``fresh_process``), job folder ``cwd/run``."""
+    run = run_script if fresh_process else run_main
+    return run("predict.py", *overrides, f"hydra.run.dir={cwd / 'run'}", cwd=cwd, check=False)
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -187,7 +178,8 @@ def _bad_input(case: str, workspace: Path, tmp: Path) -> tuple[list[str], str]:
 )
 def test_bad_input_exits_2_naming_the_path(case: str, workspace: Path, tmp_path: Path) -> None:
     overrides, named = _bad_input(case, workspace, tmp_path)
-    proc = predict(*overrides, cwd=tmp_path)
+    # One case in a real process: the exit status a shell sees.
+    proc = predict(*overrides, cwd=tmp_path, fresh_process=case == "missing support")
     assert proc.returncode == 2, (
         f"{case}: exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import run_script
+from scripts import run_main
 
 # Three trials of a few episodes each (debug=limit); small test stages.
 SEARCH = [
@@ -44,7 +44,7 @@ def test_optuna_search_returns_validation_metric(omniglot_root: Path, tmp_path: 
 
     sweep = tmp_path / "search"
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    proc = run_script(
+    proc = run_main(
         "train.py",
         *SEARCH,
         "trainer.limit_val_batches=2",
@@ -86,7 +86,7 @@ def test_optuna_search_returns_validation_metric(omniglot_root: Path, tmp_path: 
 def test_failed_trial_is_recorded_and_search_goes_on(omniglot_root: Path, tmp_path: Path) -> None:
     """Joblib launcher, no loggers; trials without validation cannot be scored and fail cleanly."""
     sweep = tmp_path / "search"
-    run_script(
+    run_main(
         "train.py",
         *SEARCH,
         "hydra/launcher=joblib",
