@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.matchnet-installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+# pytest-xdist processes for make test (auto: one per CPU core; 0: the suite in one process)
+TEST_WORKERS ?= auto
 ARGS ?=
 
 .PHONY: install train test lint bench clean-cache help demo demo-screenshot results-report
@@ -12,7 +14,7 @@ ARGS ?=
 help:
 	@echo "make install   create $(VENV) and install matchnet with all dependencies"
 	@echo "make train     train and test the default experiment (ARGS='key=value ...')"
-	@echo "make test      run the test suite (PYTEST_ARGS='-k ...')"
+	@echo "make test      run the test suite on every core (PYTEST_ARGS='-k ...', TEST_WORKERS=0 for one process)"
 	@echo "make lint      ruff check"
 	@echo "make bench     throughput benchmark (quick), writes nothing to results/"
 	@echo "make demo      the browser demo (ARGS='ckpt_path=... port=...')"
@@ -36,7 +38,7 @@ train: $(STAMP)
 	$(BIN)/python src/train.py $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

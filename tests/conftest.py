@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real Omniglot data is, and a set-up DataModule on it.
+"""Shared fixtures: where the real Omniglot data is, a set-up DataModule on it, the project's composed
+config (``compose_config``) and a quiet CPU trainer (``make_trainer``).
 
 The data root is ``$MATCHNET_DATA_ROOT`` (default ``<project>/data/omniglot``), the Vinyals split
 lists ``$MATCHNET_SPLITS_DIR`` (default ``<data root>/splits/vinyals``). Tests using these fixtures
@@ -8,10 +9,14 @@ get the ``data`` marker; without the data they are skipped, or fail when ``$CI``
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import pytorch_lightning as pl
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
 if TYPE_CHECKING:
     from matchnet.data import OmniglotDataModule
@@ -58,6 +63,40 @@ def omniglot_datamodule(omniglot_root: Path) -> OmniglotDataModule:
     datamodule.prepare_data()
     datamodule.setup()
     return datamodule
+
+
+ComposeConfig = Callable[..., DictConfig]
+MakeTrainer = Callable[..., pl.Trainer]
+
+
+@pytest.fixture
+def compose_config() -> ComposeConfig:
+    """``compose_config(name="train", overrides=(), hydra=False)``: conf/<name>.yaml composed with the
+    overrides as the entry points compose it (``hydra=True`` keeps the ``hydra`` node)."""
+
+    def compose_(name: str = "train", overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
+        with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+            return compose(name, overrides=list(overrides), return_hydra_config=hydra)
+
+    return compose_
+
+
+@pytest.fixture
+def make_trainer(tmp_path: Path) -> MakeTrainer:
+    """``make_trainer(**settings)``: a CPU ``pl.Trainer`` writing under ``tmp_path``, without logger,
+    progress bar or model summary; ``settings`` are further Trainer arguments (or replace these)."""
+
+    def make(**settings: Any) -> pl.Trainer:
+        quiet = {
+            "accelerator": "cpu",
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "default_root_dir": tmp_path,
+        }
+        return pl.Trainer(**(quiet | settings))
+
+    return make
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
