@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 from matchnet.classifier import OneShotClassifier, query_files, support_from_folder
-from matchnet.data.omniglot import load_image
+from matchnet.data.images import load_image
 from matchnet.errors import MatchnetError
 from matchnet.module import MatchingNetModule
 from model_configs import load_model_config

@@ -29,7 +29,7 @@ from PIL import Image
 from torch import Tensor
 
 from matchnet.checkpoints import load_module
-from matchnet.data.omniglot import image_pixels, ink_tensor, load_image
+from matchnet.data.images import image_pixels, ink_tensor, load_image
 from matchnet.errors import MatchnetError
 from matchnet.io import write_json_atomic
 from matchnet.model import MatchingNetwork
