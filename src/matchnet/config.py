@@ -200,9 +200,16 @@ def check_keys(node: DictConfig | None, prefix: str) -> None:
         _check_target_keys(OmegaConf.to_container(node, resolve=False), prefix)
 
 
+def _is_data_module(target: Any) -> bool:
+    from matchnet.data import EpisodeDataModule
+
+    return isinstance(target, type) and issubclass(target, EpisodeDataModule)
+
+
 def _check_target_keys(node: dict[str, Any], prefix: str) -> None:
     target = _target(node, prefix)
-    if hasattr(target, "check_settings"):  # a DataModule checks its keys itself (validate_data)
+    if _is_data_module(target):  # its settings dataclasses say which keys it has
+        target.check_keys([k for k in node if not k.startswith("_")], name=node["_target_"])
         return
     try:
         params = inspect.signature(target).parameters
@@ -237,7 +244,7 @@ def validate_data(data: DictConfig | None) -> None:
         raise MatchnetError("The data group is missing; choose one, e.g. data=omniglot.")
     check_keys(data, "data.")
     target = _target(data, "data.")
-    if hasattr(target, "check_settings"):
+    if _is_data_module(target):
         settings = {key: _value(data, key, "data.") for key in data if not key.startswith("_")}
         target.check_settings(settings, name=data.get("_target_"))
 

@@ -111,3 +111,19 @@ def test_config_matches_the_constructor(monkeypatch: pytest.MonkeyPatch, fake_ro
     assert (datamodule.root, datamodule.seed) == (str(fake_root), 7)
     datamodule = hydra.utils.instantiate(full.data, rotations=["train"], download=False)
     assert datamodule.rotated == {"train"}
+
+
+@pytest.mark.parametrize(
+    "bad", [{"way": 1}, {"split": "omniglot"}, {"shot": 10, "query": 11}, {"wya": 5}, {"augment": 5}]
+)
+def test_config_and_constructor_share_each_rule(tmp_path: Path, bad: dict[str, object]) -> None:
+    from matchnet.config import validate_data
+
+    config = OmegaConf.merge(OmegaConf.load(CONFIG), {"root": str(tmp_path), "seed": 0}, bad)
+    with pytest.raises(MatchnetError) as from_config:
+        validate_data(config)
+    with pytest.raises(MatchnetError) as from_python:
+        OmniglotDataModule(root=str(tmp_path), **bad)
+    assert str(from_config.value).replace("matchnet.data.omniglot.", "matchnet.data.") == str(
+        from_python.value
+    ).replace("matchnet.data.omniglot.", "matchnet.data.")

@@ -11,7 +11,7 @@ classes each stage has and loads the images: ``OmniglotDataModule`` (``matchnet.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, ClassVar
 
@@ -82,19 +82,25 @@ class EpisodeDataModule(pl.LightningDataModule):
         return {key: plain(value) for key, value in merged.items()}
 
     @classmethod
-    def check_settings(
-        cls, settings: Mapping[str, Any], name: str | None = None
-    ) -> tuple[EpisodeSettings, Settings]:
-        """The episode and data set settings of ``settings`` (keyword arguments or the data config
-        without ``_target_``), each checked; a MatchnetError names the first bad key. ``name``: the
-        class path the config uses (``matchnet.data.OmniglotDataModule``), for messages."""
+    def check_keys(cls, keys: Iterable[str], name: str | None = None) -> None:
+        """A MatchnetError for the first of ``keys`` that is not a setting of this data set. ``name``:
+        the class path the config uses (``matchnet.data.OmniglotDataModule``), for the message."""
         known = cls.defaults()
-        for key in settings:
+        for key in keys:
             if key not in known:
                 raise MatchnetError(
                     f"data.{key} is not a setting of {name or f'{cls.__module__}.{cls.__qualname__}'}; "
                     f"known settings: {', '.join(sorted(known))}. Remove it or fix its spelling."
                 )
+
+    @classmethod
+    def check_settings(
+        cls, settings: Mapping[str, Any], name: str | None = None
+    ) -> tuple[EpisodeSettings, Settings]:
+        """The episode and data set settings of ``settings`` (keyword arguments or the data config
+        without ``_target_``), each checked; a MatchnetError names the first bad key (``name``: as
+        for ``check_keys``)."""
+        cls.check_keys(settings, name)
         values = {key: plain(value) for key, value in settings.items()}
         own = {item.name for item in fields(cls.Settings)}
         episode = EpisodeSettings(
