@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 from matchnet.classifier import OneShotClassifier
-from matchnet.data.omniglot import load_image
+from matchnet.data.images import load_image
 from matchnet.errors import MatchnetError
 from matchnet.module import MatchingNetModule
 from matchnet.predicting import query_files, support_from_folder

@@ -6,7 +6,7 @@
     clf.fit(["a.png", "b.png", "b2.png"], ["alpha", "beta", "beta"])   # K-shot: repeat a label
     labels, probs = clf.predict(["query1.png", "query2.png"])           # probs: [Q, len(clf.classes)]
 
-Images are converted exactly like the training images (``matchnet.data.omniglot.load_image``:
+Images are converted exactly like the training images (``matchnet.data.images.load_image``:
 grayscale with ink 1 on background 0, or RGB for 3-channel models) at the image size and channel
 count stored in the checkpoint. The network runs in eval mode (BatchNorm
 uses its running statistics, as ``src/eval.py`` does) without gradients.
@@ -26,7 +26,7 @@ from PIL import Image
 from torch import Tensor
 
 from matchnet.checkpoints import load_module
-from matchnet.data.omniglot import image_pixels, ink_tensor, load_image
+from matchnet.data.images import image_pixels, ink_tensor, load_image
 from matchnet.errors import MatchnetError
 from matchnet.model import MatchingNetwork
 

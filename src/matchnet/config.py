@@ -2,10 +2,16 @@
 
 Hydra's struct mode already rejects a typo'd key on the command line (``data.wya=5``). This module
 checks what struct mode cannot: the keys of every ``_target_`` node against the signature of what it
-builds (so ``+data.wya=5`` fails too), the type and range of every known setting (``data.way`` >= 2,
-``data.shot`` >= 1, ``model.fce_steps`` >= 0, ``optimizer.lr`` > 0, ...), and the choices of the
-enumerated ones (``data.split``, ``model.distance``, ``nan_policy``). Every failure is a
-:class:`~matchnet.errors.MatchnetError` that names the key, the value and what is allowed.
+builds (so ``+data.wya=5`` fails too), the type and range of every known setting (``model.fce_steps``
+>= 0, ``optimizer.lr`` > 0, ...), and the choices of the enumerated ones (``model.distance``,
+``nan_policy``). Every failure is a :class:`~matchnet.errors.MatchnetError` that names the key, the
+value and what is allowed.
+
+A rule is a :class:`Rule`, declared once. The data group's rules are the fields of its settings
+dataclasses (``matchnet.data.settings``): ``validate_data`` builds them, as the DataModule does, so the
+config and the Python API share every data rule (and its unknown-key check). The model, optimizer,
+scheduler and trainer are checked here against the tables below; the model's constructor keeps its own
+checks for its Python API.
 """
 
 from __future__ import annotations
@@ -33,6 +39,12 @@ class Rule:
     check: Callable[[Any], bool]
     allowed: str
     optional: bool = False  # None (null) is allowed too
+
+    def validate(self, key: str, value: Any) -> Any:
+        """``value`` when it is valid, else a MatchnetError naming ``key``, ``value`` and what is allowed."""
+        if (value is None and self.optional) or (value is not None and self.check(value)):
+            return value
+        raise MatchnetError(f"{key}={value!r} is invalid: it must be {self.allowed}. Set {key} accordingly.")
 
 
 def _is_int(value: Any) -> bool:
@@ -62,63 +74,28 @@ def number(low: float, inclusive: bool = True, optional: bool = False) -> Rule:
     )
 
 
-def choice(options: Iterable[str]) -> Rule:
-    """One of ``options``."""
+def choice(options: Iterable[Any], optional: bool = False) -> Rule:
+    """One of ``options`` (of the same type: ``true`` is not ``1``)."""
     options = tuple(options)
-    return Rule(lambda v: v in options, "one of " + ", ".join(options))
+    return Rule(
+        lambda v: any(v == o and type(v) is type(o) for o in options),
+        "one of " + ", ".join(map(str, options)) + (" or null" if optional else ""),
+        optional,
+    )
+
+
+def numbers_list(positive: bool = False, optional: bool = False) -> Rule:
+    """A list of numbers (each > 0 when ``positive``)."""
+    return Rule(
+        lambda v: isinstance(v, (list, tuple)) and all(_is_number(x) and (x > 0 or not positive) for x in v),
+        "a list of numbers" + (", each > 0" if positive else "") + (", or null" if optional else ""),
+        optional,
+    )
 
 
 FLAG = Rule(lambda v: isinstance(v, bool), "true or false")
 TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string")
-
-
-def _rotations_rule() -> Rule:
-    from matchnet.data.splits import STAGES
-
-    return Rule(
-        lambda v: isinstance(v, bool)
-        or (isinstance(v, (list, tuple)) and all(s in STAGES for s in v)),
-        f"true, false or a list of stages among {list(STAGES)} (e.g. [train])",
-    )
-
-
-def data_rules(target: str | None) -> dict[str, Rule]:
-    """Rules for the episode settings every data group shares, plus Omniglot's own."""
-    rules = {
-        "way": integer(2),
-        "shot": integer(1),
-        "query": integer(1),
-        "train_way": integer(2, optional=True),
-        "train_shot": integer(1, optional=True),
-        "train_query": integer(1, optional=True),
-        "train_episodes_per_epoch": integer(1),
-        "val_episodes": integer(1),
-        "test_episodes": integer(1),
-        "image_size": integer(1),
-        "num_workers": integer(0),
-        "pin_memory": FLAG,
-        "persistent_workers": FLAG,
-        "within_alphabet": FLAG,
-        "train_within_alphabet": FLAG,
-        "download": FLAG,
-        "seed": integer(-(2**63), 2**63 - 1),
-    }
-    if target is not None and target.endswith("OmniglotDataModule"):
-        from matchnet.data.augment import MAX_STRENGTH
-        from matchnet.data.datamodule import MAX_IMAGE_SIZE
-        from matchnet.data.splits import SPLITS
-
-        rules |= {
-            "split": choice(SPLITS),
-            "image_size": integer(1, MAX_IMAGE_SIZE),
-            "rotations": _rotations_rule(),
-            "augment": Rule(
-                lambda v: _is_number(v) and 0 <= v <= MAX_STRENGTH,
-                f"a number from 0 (off) to {MAX_STRENGTH:g} (strength of the random affine distortions; "
-                "1 = Koch et al.)",
-            ),
-        }
-    return rules
+SEED = integer(-(2**63), 2**63 - 1)
 
 
 def model_rules() -> dict[str, Rule]:
@@ -172,7 +149,7 @@ TOP_RULES = {
         lambda v: isinstance(v, (list, tuple)) and all(isinstance(t, str) and t != "" for t in v),
         "a list of non-empty strings, e.g. [omniglot, 5w1s, fce]",
     ),
-    "seed": integer(-(2**63), 2**63 - 1),
+    "seed": SEED,
     "nan_policy": choice(NAN_POLICIES),
     "ckpt_path": Rule(lambda v: isinstance(v, str) and v != "", "a checkpoint path, last or auto", True),
 }
@@ -206,7 +183,7 @@ def check_rules(node: DictConfig | None, rules: Mapping[str, Rule], prefix: str)
             raise _fail(f"{prefix}{key}", value, rule.allowed, f" Set {prefix}{key} accordingly.")
 
 
-def _target(node: DictConfig, prefix: str) -> Callable[..., Any]:
+def _target(node: DictConfig | dict[str, Any], prefix: str) -> Callable[..., Any]:
     path = node.get("_target_")
     try:
         return get_object(path)
@@ -219,28 +196,38 @@ def _target(node: DictConfig, prefix: str) -> Callable[..., Any]:
 
 def check_keys(node: DictConfig | None, prefix: str) -> None:
     """Every key of a ``_target_`` node (recursively) must be a parameter of what it builds."""
-    if not isinstance(node, DictConfig) or "_target_" not in node:
-        return
+    if isinstance(node, DictConfig) and "_target_" in node:
+        _check_target_keys(OmegaConf.to_container(node, resolve=False), prefix)
+
+
+def _is_data_module(target: Any) -> bool:
+    from matchnet.data import EpisodeDataModule
+
+    return isinstance(target, type) and issubclass(target, EpisodeDataModule)
+
+
+def _check_target_keys(node: dict[str, Any], prefix: str) -> None:
     target = _target(node, prefix)
+    if _is_data_module(target):  # its settings dataclasses say which keys it has
+        target.check_keys([k for k in node if not k.startswith("_")], name=node["_target_"])
+        return
     try:
-        signature = inspect.signature(target)
+        params = inspect.signature(target).parameters
     except (TypeError, ValueError):  # builtins without a signature: let them judge
         return
-    params = signature.parameters
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for key in node:
+    positional = inspect.Parameter.VAR_POSITIONAL
+    names = None if open_ended else [name for name, p in params.items() if p.kind is not positional]
+    for key, child in node.items():
         if isinstance(key, str) and key.startswith("_") and key.endswith("_"):
             continue
-        if not open_ended and key not in params:
-            positional = inspect.Parameter.VAR_POSITIONAL
-            known = sorted(name for name, p in params.items() if p.kind is not positional)
+        if names is not None and key not in names:
             raise MatchnetError(
-                f"{prefix}{key} is not a setting of {node._target_}; known settings: {', '.join(known)}. "
-                f"Remove it or fix its spelling."
+                f"{prefix}{key} is not a setting of {node['_target_']}; known settings: "
+                f"{', '.join(sorted(names))}. Remove it or fix its spelling."
             )
-        child = node._get_node(key)
-        if isinstance(child, DictConfig):
-            check_keys(child, f"{prefix}{key}.")
+        if isinstance(child, dict) and "_target_" in child:
+            _check_target_keys(child, f"{prefix}{key}.")
 
 
 def _group_nodes(group: DictConfig | None) -> Iterable[tuple[str, DictConfig]]:
@@ -251,11 +238,15 @@ def _group_nodes(group: DictConfig | None) -> Iterable[tuple[str, DictConfig]]:
 
 
 def validate_data(data: DictConfig | None) -> None:
-    """Check the data group's keys and settings (train and eval)."""
+    """Check the data group's keys and settings (train and eval): a DataModule of ``matchnet.data``
+    checks them itself (``check_settings``), without loading any data."""
     if data is None:
         raise MatchnetError("The data group is missing; choose one, e.g. data=omniglot.")
     check_keys(data, "data.")
-    check_rules(data, data_rules(data.get("_target_")), "data.")
+    target = _target(data, "data.")
+    if _is_data_module(target):
+        settings = {key: _value(data, key, "data.") for key in data if not key.startswith("_")}
+        target.check_settings(settings, name=data.get("_target_"))
 
 
 def _check_encoder_size(model: DictConfig | None) -> None:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler, TensorDataset
 
-from matchnet.data.omniglot import ink_tensor
+from matchnet.data.images import ink_tensor
 
 with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
     warnings.simplefilter("ignore")  # learn2learn imports gym, which prints a deprecation notice

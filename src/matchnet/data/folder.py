@@ -23,13 +23,17 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
-from matchnet.data.omniglot import image_pixels
+from matchnet.config import SEED, Rule, choice, integer
+from matchnet.data.datamodule import EpisodeDataModule
+from matchnet.data.images import image_pixels
+from matchnet.data.settings import PATH, ColourSettings, setting
 from matchnet.data.splits import STAGES
 from matchnet.errors import MatchnetError
 from matchnet.io import atomic_open
@@ -224,3 +228,79 @@ def load_folder_images(split: FolderSplit, image_size: int, channels: int) -> tu
             "Cannot write the image cache %s (%s); the images are converted again next run", path, err
         )
     return images, labels
+
+
+# ----------------------------------------------------------------------------- the DataModule
+
+#: ``data.split_fractions``: train / val / test shares of the classes for a random split.
+FRACTIONS = Rule(
+    lambda v: (
+        isinstance(v, (list, tuple))
+        and len(v) == 3
+        and all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in v)
+        and abs(sum(v) - 1) <= 1e-6
+    ),
+    "three positive shares of the classes (train, val, test) that add up to 1, e.g. [0.6, 0.2, 0.2]",
+)
+
+
+@dataclass(frozen=True)
+class ImageFolderSettings(ColourSettings):
+    """Where the images and classes of an image folder come from (see ``ImageFolderDataModule``)."""
+
+    root: str = setting("data/images", PATH)
+    image_size: int = setting(84, integer(1))
+    split: str = setting("auto", choice(LAYOUTS))
+    split_fractions: list[float] = setting((0.6, 0.2, 0.2), FRACTIONS)
+    split_seed: int = setting(0, SEED)
+
+
+class ImageFolderDataModule(EpisodeDataModule):
+    """Episodes from your own images: one sub-folder per class (see ``matchnet.data.folder``).
+
+    - ``root``: ``train/``, ``val/`` and ``test/`` folders of classes, or one folder of classes.
+    - ``split``: ``auto`` (``folders`` when ``root/train`` exists, else ``random``), ``folders`` or
+      ``random``; ``split_fractions``: train / val / test shares of the classes for ``random``,
+      drawn with ``split_seed``. The ``split`` attribute is the layout used (``folders``/``random``).
+    - ``image_size``: images are padded to a square and Lanczos-resized to it; ``channels``: 1
+      (grayscale, ink bright as in ``load_image``) or 3 (RGB as is).
+    - ``mean`` / ``std``, ``augment`` / ``crop_padding``: as ``MiniImageNetDataModule``'s.
+    - the episode settings (way, shot, query, ...) are ``EpisodeSettings``; every class of a stage
+      needs at least ``shot + query`` images of that stage.
+    """
+
+    Settings = ImageFolderSettings
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.layout = self.split
+        self.split_fractions = tuple(float(f) for f in self.split_fractions)
+        self.augmentation = self.source.flip_and_crop()
+        self._folders: FolderSplit | None = None
+
+    def _scan(self) -> FolderSplit:
+        if self._folders is None:
+            folders = scan_folder(self.root, self.layout, self.split_fractions, self.split_seed)
+            self.split = folders.layout
+            self._check_ways({stage: len(folders.stages[stage]) for stage in STAGES})
+            for stage in STAGES:
+                members = folders.stages[stage]
+                self._check_class_sizes(
+                    stage, [len(c.files) for c in members], [str(c.folder) for c in members]
+                )
+            self._folders = folders
+        return self._folders
+
+    def _stage_classes(self, stage: str) -> list[tuple[int, int]]:
+        self._check_stage(stage)
+        folders = self._scan()
+        start = sum(len(folders.stages[s]) for s in STAGES[: STAGES.index(stage)])
+        return [(start + j, 0) for j in range(len(folders.stages[stage]))]
+
+    def class_names(self, stage: str) -> list[str]:
+        """The folder names of ``stage``'s classes, sorted."""
+        self._check_stage(stage)
+        return [c.name for c in self._scan().stages[stage]]
+
+    def _load_images(self) -> tuple[Tensor, Tensor]:
+        return load_folder_images(self._scan(), self.image_size, self.channels)

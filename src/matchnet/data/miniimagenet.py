@@ -17,11 +17,16 @@ import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from matchnet.config import FLAG, choice
+from matchnet.data.datamodule import EpisodeDataModule
+from matchnet.data.settings import IMAGENET_MEAN, IMAGENET_STD, PATH, ColourSettings, redefault, setting
+from matchnet.data.splits import STAGES
 from matchnet.errors import MatchnetError
 
 log = logging.getLogger(__name__)
@@ -185,3 +190,67 @@ def load_miniimagenet(root: str | os.PathLike[str], download: bool = True) -> Mi
             names.append(name)
         del data
     return MiniImageNetImages(torch.cat(images).contiguous(), torch.cat(labels), names, stage_labels)
+
+
+# ----------------------------------------------------------------------------- the DataModule
+
+
+@dataclass(frozen=True)
+class MiniImageNetSettings(ColourSettings):
+    """Where miniImageNet's images come from (see ``MiniImageNetDataModule``)."""
+
+    root: str = setting("data/miniimagenet", PATH)
+    image_size: int = setting(IMAGE_SIZE, choice((IMAGE_SIZE,)))  # fixed by the files
+    channels: int = setting(3, choice((3,)))  # RGB
+    mean: list[float] | None = redefault(ColourSettings, "mean", IMAGENET_MEAN)
+    std: list[float] | None = redefault(ColourSettings, "std", IMAGENET_STD)
+    download: bool = setting(True, FLAG)
+
+
+class MiniImageNetDataModule(EpisodeDataModule):
+    """miniImageNet N-way K-shot episodes (Vinyals et al. 2016; Ravi and Larochelle's 64/16/20 split).
+
+    - ``root``: folder with learn2learn's three pickles (see ``matchnet.data.miniimagenet``),
+      downloaded there through learn2learn when missing and ``download``.
+    - ``image_size`` (84) and ``channels`` (3) describe the images; they are fixed by the files and
+      exist as settings so the model config can follow them (``${data.image_size}``).
+    - ``mean`` / ``std``: per-channel normalisation constants, applied by the encoder (episodes
+      stay in [0, 1], so plots and ``src/predict.py`` need no special case); null: none.
+    - ``augment``: random horizontal flips and random crops after ``crop_padding`` pixels of zero
+      padding, on training episodes only, seeded per episode (not with ``device``).
+    - the episode settings (way, shot, query, ..., ``device``) are ``EpisodeSettings``.
+    """
+
+    split = "ravi"
+    Settings = MiniImageNetSettings
+    episode_defaults = {"query": 15}
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.augmentation = self.source.flip_and_crop()
+        self._data: MiniImageNetImages | None = None
+
+    def _images_data(self) -> MiniImageNetImages:
+        if self._data is None:
+            data = load_miniimagenet(self.root, self.download)
+            self._check_ways({stage: len(data.stage_labels[stage]) for stage in STAGES})
+            counts = torch.bincount(data.labels, minlength=len(data.class_names)).tolist()
+            for stage in STAGES:
+                labels = data.stage_labels[stage]
+                self._check_class_sizes(
+                    stage, [counts[i] for i in labels], [data.class_names[i] for i in labels]
+                )
+            self._data = data
+        return self._data
+
+    def _stage_classes(self, stage: str) -> list[tuple[int, int]]:
+        self._check_stage(stage)
+        return [(label, 0) for label in self._images_data().stage_labels[stage]]
+
+    def class_names(self, stage: str) -> list[str]:
+        """The synset ids (e.g. ``n01532829``) of ``stage``'s classes."""
+        return [self._images_data().class_names[label] for label, _ in self._stage_classes(stage)]
+
+    def _load_images(self) -> tuple[Tensor, Tensor]:
+        data = self._images_data()
+        return data.images, data.labels

@@ -1,4 +1,5 @@
-"""The Omniglot archives: find or download them, verify their structure, cache the images as one tensor.
+"""Omniglot: find or download the archives, verify their structure, cache the images as one tensor;
+``OmniglotDataModule``, its episodes.
 
 ``root`` holds ``images_background.zip`` and ``images_evaluation.zip`` (or the folders
 ``images_background/`` and ``images_evaluation/`` they extract to; a zip wins when both exist).
@@ -28,13 +29,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
+from matchnet.config import FLAG, Rule, integer
+from matchnet.data.augment import MAX_STRENGTH, RandomAffine
+from matchnet.data.datamodule import EpisodeDataModule
+from matchnet.data.images import ink_pixels
+from matchnet.data.settings import PATH, EpisodeSettings, Settings, setting
+from matchnet.data.splits import (
+    QUARTER_TURNS,
+    ROTATIONS,
+    SPLIT,
+    STAGES,
+    class_name,
+    rotated_stages,
+    split_characters,
+)
 from matchnet.errors import MatchnetError
 from matchnet.io import atomic_open
 
@@ -52,7 +68,6 @@ DRAWINGS_PER_CHARACTER = 20
 CACHE_FORMAT = 1
 
 _MEMBER = re.compile(r"images_(background|evaluation)/([^/]+)/(character\d+)/[^/]+\.png")
-_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def archive_name(set_name: str) -> str:
@@ -258,113 +273,6 @@ def find_sources(root: str | os.PathLike[str], download: bool = True) -> Catalog
 # ----------------------------------------------------------------------------- preprocessing
 
 
-def _grayscale(image: Image.Image) -> Image.Image:
-    """Upright 8-bit grayscale; transparent areas become white."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode in _WIDE_MODES:
-        wide = np.asarray(image, dtype=np.float64)
-        wide = wide / 257 if wide.max() > 255 else wide
-        return Image.fromarray(wide.clip(0, 255).round().astype(np.uint8))
-    if "A" in image.getbands() or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return image.convert("L")
-
-
-def _border_median(pixels: np.ndarray) -> float:
-    return float(np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])))
-
-
-def ink_pixels(image: Image.Image, image_size: int, invert: bool | None = None) -> np.ndarray:
-    """Preprocess one image: uint8 ``[S, S]``, ink bright (255) on a dark (0) background.
-
-    Grayscale; inverted when ``invert`` is true or, when it is None, when the median of the border
-    pixels is light; levels stretched so that this median becomes 0 and the brightest pixel 255
-    (a no-op for Omniglot's black-and-white drawings); padded to a square with background;
-    Lanczos-resized to ``image_size``.
-    """
-    pixels = np.asarray(_grayscale(image))
-    if invert is None:
-        invert = _border_median(pixels) > 127
-    if invert:
-        pixels = 255 - pixels
-    background, ink = _border_median(pixels), int(pixels.max())
-    if ink > background and (background, ink) != (0, 255):
-        stretched = (pixels - background) * (255 / (ink - background))
-        pixels = stretched.clip(0, 255).round().astype(np.uint8)
-    gray = _square(Image.fromarray(pixels), 0)
-    return np.array(gray.resize((image_size, image_size), Image.Resampling.LANCZOS))
-
-
-def ink_tensor(pixels: np.ndarray) -> Tensor:
-    """uint8 ink pixels (any shape) -> float32 tensor in [0, 1], ink 1.0 (computed in numpy)."""
-    values = pixels.astype(np.float32)
-    values /= 255
-    return torch.from_numpy(values)
-
-
-def _square(image: Image.Image, fill: int | tuple[int, ...]) -> Image.Image:
-    """``image`` centred on a square canvas of ``fill`` (its longer side)."""
-    if image.width == image.height:
-        return image
-    side = max(image.size)
-    square = Image.new(image.mode, (side, side), fill)
-    square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-    return square
-
-
-def rgb_pixels(image: Image.Image, image_size: int) -> np.ndarray:
-    """Preprocess one colour image: uint8 ``[3, S, S]``, colours as they are.
-
-    Upright (EXIF); transparent areas white; grayscale and 16-bit images repeated over R, G, B;
-    padded to a square with black; Lanczos-resized to ``image_size``. No inversion or level
-    stretching (that is the grayscale path, ``ink_pixels``).
-    """
-    image = ImageOps.exif_transpose(image)
-    if image.mode in _WIDE_MODES:
-        image = _grayscale(image)
-    if "A" in image.getbands() or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    rgb = _square(image.convert("RGB"), (0, 0, 0))
-    resized = rgb.resize((image_size, image_size), Image.Resampling.LANCZOS)
-    return np.ascontiguousarray(np.asarray(resized).transpose(2, 0, 1))
-
-
-def image_pixels(image: Image.Image, image_size: int, channels: int = 1) -> np.ndarray:
-    """One image as the models see it, uint8 ``[channels, S, S]``: ``channels=1`` is ``ink_pixels``
-    (grayscale, ink bright), ``channels=3`` is ``rgb_pixels`` (colour)."""
-    if channels == 1:
-        return ink_pixels(image, image_size)[None]
-    if channels == 3:
-        return rgb_pixels(image, image_size)
-    raise MatchnetError(
-        f"channels={channels!r} is not supported: images are grayscale (1) or RGB (3); set data.channels "
-        f"to 1 or 3."
-    )
-
-
-def load_image(path: str | os.PathLike[str], image_size: int, channels: int = 1) -> Tensor:
-    """Any image file prepared like the training images: float32 ``[channels, S, S]`` in [0, 1].
-
-    ``channels=1``: grayscale, inverted when the background (median of the border pixels) is
-    light, levels stretched to background 0 / brightest ink 1, padded to a square, Lanczos-resized
-    to ``image_size`` (see ``ink_pixels``), as Omniglot and grayscale image folders are.
-    ``channels=3``: RGB as is, padded with black to a square, Lanczos-resized (see ``rgb_pixels``),
-    as miniImageNet-style colour image folders are.
-    """
-    try:
-        with Image.open(path) as image:
-            pixels = image_pixels(image, image_size, channels)
-    except FileNotFoundError as err:
-        raise MatchnetError(f"Image {path} does not exist; check the path.") from err
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise MatchnetError(
-            f"Cannot read image {path} ({type(err).__name__}: {err}); pass a readable PNG or JPEG file."
-        ) from err
-    return ink_tensor(pixels)
-
-
 def _decode(reader: _Reader, member: str, image_size: int) -> np.ndarray:
     data = reader.read(member)
     try:
@@ -466,3 +374,132 @@ def load_images(catalog: Catalog, image_size: int) -> OmniglotImages:
         sets=list(payload["sets"]),
         alphabets=list(payload["alphabets"]),
     )
+
+
+# ----------------------------------------------------------------------------- the DataModule
+
+MAX_IMAGE_SIZE = 105  # the drawings are 105x105
+#: ``data.augment``: the strength of the random affine distortions of training images.
+STRENGTH = Rule(
+    lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= MAX_STRENGTH,
+    f"a number from 0 (off) to {MAX_STRENGTH:g}, the strength of the random affine distortions of "
+    "training images (1 = Koch et al.'s ranges)",
+)
+
+
+@dataclass(frozen=True)
+class OmniglotSettings(Settings):
+    """Where Omniglot's drawings and classes come from (see ``OmniglotDataModule``)."""
+
+    root: str = setting("data/omniglot", PATH)
+    image_size: int = setting(28, integer(1, MAX_IMAGE_SIZE))
+    split: str = setting("vinyals", SPLIT)
+    rotations: bool | list[str] = setting(True, ROTATIONS)
+    within_alphabet: bool = setting(False, FLAG)
+    train_within_alphabet: bool = setting(False, FLAG)
+    download: bool = setting(True, FLAG)
+    augment: float = setting(0.0, STRENGTH)
+
+    @property
+    def augments(self) -> bool:
+        return self.augment > 0
+
+
+class OmniglotDataModule(EpisodeDataModule):
+    """Omniglot N-way K-shot episodes (see ``Episode``), one per DataLoader item (``batch_size=None``).
+
+    - ``root`` (relative to the working directory): folder with ``images_background.zip`` and
+      ``images_evaluation.zip`` (or the folders they extract to), downloaded there when missing and
+      ``download``; the preprocessed cache goes to ``<root>/cache/``, so ``root`` must be writable
+      whenever the cache is (re)built.
+    - ``image_size``: drawings are Lanczos-resized to it (1..105).
+    - ``split``: ``vinyals`` or ``lake`` (see ``matchnet.data.splits``).
+    - ``rotations``: True makes the four rotations of each character distinct classes where the
+      split's protocol has them (vinyals: train, val and test; lake: train only); False nowhere;
+      or a list of stages, e.g. ``["train"]``.
+    - ``within_alphabet``: val/test episodes take all their classes from one alphabet (Lake's
+      protocol); the alphabet is chosen uniformly among those with at least ``way`` classes.
+    - ``train_within_alphabet``: the same for training episodes (harder negatives, as in the
+      within-alphabet test); off by default.
+    - ``augment``: strength of the random affine distortions of training images (``RandomAffine``;
+      0 = off, the paper's protocol; 1 = Koch et al.'s ranges); validation and test images are never
+      augmented. Seeded per episode, so augmented episodes are reproducible.
+    - the episode settings (way, shot, query, ...) are ``EpisodeSettings``.
+
+    ``channels`` and ``image_size`` describe the images; ``num_classes(stage)`` and
+    ``class_names(stage)`` the classes of ``"train"``, ``"val"`` or ``"test"``.
+    """
+
+    channels = 1
+    Settings = OmniglotSettings
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.rotated = rotated_stages(self.split, self.rotations)
+        self.augmentation = RandomAffine(strength=float(self.augment)) if self.augment > 0 else None
+        self._catalog: Catalog | None = None
+        self._classes: dict[str, list[tuple[int, int]]] = {}
+
+    @classmethod
+    def _check_together(cls, episode: EpisodeSettings, source: Settings) -> None:
+        for stage in ("train", "val"):
+            _, shot_key, query_key = episode.keys(stage)
+            _, shot, query = episode.stage(stage)
+            if shot + query > DRAWINGS_PER_CHARACTER:
+                raise MatchnetError(
+                    f"data.{shot_key} + data.{query_key} = {shot} + {query} = {shot + query}, but an "
+                    f"Omniglot character has only {DRAWINGS_PER_CHARACTER} drawings and support and query "
+                    f"must be different ones; lower data.{shot_key} or data.{query_key} so they add up to "
+                    f"at most {DRAWINGS_PER_CHARACTER}."
+                )
+
+    def _stage_classes(self, stage: str) -> list[tuple[int, int]]:
+        """``(character, quarter_turns)`` per class of ``stage``; finds (downloads) the archives once."""
+        self._check_stage(stage)
+        if not self._classes:
+            self._catalog = find_sources(self.root, self.download)
+            characters = split_characters(self.split, self._catalog.characters, self._catalog.sets)
+            for name in STAGES:
+                turns = QUARTER_TURNS if name in self.rotated else (0,)
+                self._classes[name] = [(c, k) for c in characters[name] for k in turns]
+            self._check_ways({name: len(self._classes[name]) for name in STAGES})
+        return self._classes[stage]
+
+    def class_names(self, stage: str) -> list[str]:
+        """``Alphabet/characterNN/rotDDD`` per class of ``stage``, in class-index order."""
+        classes = self._stage_classes(stage)
+        return [class_name(self._catalog.characters[c], k) for c, k in classes]
+
+    def _alphabet_groups(self, stage: str) -> list[list[int]]:
+        """Class indices of ``stage`` grouped by alphabet."""
+        groups: dict[str, list[int]] = defaultdict(list)
+        for index, name in enumerate(self.class_names(stage)):
+            groups[name.split("/")[0]].append(index)
+        return list(groups.values())
+
+    def _within(self, stage: str) -> bool:
+        """Whether ``stage``'s episodes take all their classes from one alphabet."""
+        return self.train_within_alphabet if stage == "train" else self.within_alphabet
+
+    def _groups(self, stage: str) -> list[list[int]] | None:
+        return self._alphabet_groups(stage) if self._within(stage) else None
+
+    def _check_ways(self, counts: dict[str, int]) -> None:
+        super()._check_ways(counts)
+        for stage in STAGES:
+            way_key = self._keys[stage][0]
+            way = self.settings(stage)[0]
+            if self._within(stage):
+                flag = "train_within_alphabet" if stage == "train" else "within_alphabet"
+                largest = max(map(len, self._alphabet_groups(stage)))
+                if way > largest:
+                    raise MatchnetError(
+                        f"data.{way_key}={way} with data.{flag}=true, but the largest alphabet of "
+                        f"the {self.split} {stage} split has only {largest} classes; set data.{way_key} to "
+                        f"at most {largest} or data.{flag}=false."
+                    )
+
+    def _load_images(self) -> tuple[Tensor, Tensor]:
+        self._stage_classes("train")
+        data = load_images(self._catalog, self.image_size)
+        return data.images, data.labels

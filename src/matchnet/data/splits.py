@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from matchnet.errors import MatchnetError
+from matchnet.config import Rule, choice
 
 SPLITS = ("vinyals", "lake")
 STAGES = ("train", "val", "test")
@@ -30,13 +30,18 @@ ROTATED_STAGES = {"vinyals": ("train", "val", "test"), "lake": ("train",)}
 QUARTER_TURNS = (0, 1, 2, 3)
 
 
+#: The rules of ``data.split`` and ``data.rotations`` (see ``matchnet.data.settings``).
+SPLIT = choice(SPLITS)
+ROTATIONS = Rule(
+    lambda v: isinstance(v, bool) or (isinstance(v, (list, tuple)) and all(s in STAGES for s in v)),
+    f"true (the split's protocol), false (no rotation classes) or a list of stages among {list(STAGES)} "
+    "(e.g. [train])",
+)
+
+
 def check_split(split: str) -> None:
     """MatchnetError unless ``split`` is one of ``SPLITS``."""
-    if split not in SPLITS:
-        raise MatchnetError(
-            f"data.split={split!r} is not a known Omniglot split; use one of {', '.join(SPLITS)} "
-            f"(e.g. data.split=vinyals)."
-        )
+    SPLIT.validate("data.split", split)
 
 
 def split_characters(split: str, characters: Sequence[str], sets: Sequence[str]) -> dict[str, list[int]]:
