@@ -34,7 +34,6 @@ from matchnet.data.splits import (
     split_characters,
 )
 from matchnet.errors import MatchnetError
-from matchnet.resume import episodes_done_this_epoch
 
 MAX_IMAGE_SIZE = 105  # the Omniglot drawings are 105x105
 # The usual ImageNet per-channel statistics (torchvision's), miniImageNet's default normalisation.
@@ -273,7 +272,6 @@ class EpisodeDataModule(pl.LightningDataModule):
         sampler = EpisodeSampler(dataset, **((trainer.distributed_sampler_kwargs if trainer else None) or {}))
         if trainer is not None:
             sampler.set_epoch(trainer.current_epoch)
-            sampler.start = episodes_done_this_epoch(trainer)
         return self._loader(dataset, sampler)
 
     def _eval_sampler(self, dataset: EpisodeDataset) -> Sampler[int] | None:
