@@ -26,7 +26,6 @@ before any process is started.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -45,8 +44,6 @@ from omegaconf import DictConfig
 from pytorch_lightning.accelerators import CPUAccelerator
 
 from matchnet.errors import MatchnetError
-
-log = logging.getLogger(__name__)
 
 ENTRY_POINT_ENV = "MATCHNET_ENTRY_POINT"
 """Environment variable holding the JSON command (``[python, script]``) that started the Hydra app."""
