@@ -263,3 +263,26 @@ def test_mid_epoch_resume_continues_with_the_next_episode(tmp_path: Path) -> Non
     first = run(3, None)  # stops mid-epoch 0; last.ckpt holds step 3
     rest = run(-1, str(checkpoints / "last.ckpt"))
     assert len(whole) == 10 and first + rest == whole
+
+
+def test_last_ckpt_follows_every_epoch_even_without_improvement(tmp_path: Path) -> None:
+    """Lightning's ``save_last`` on the best-checkpoint callback refreshes last.ckpt only when val/acc
+    improves; the ``last`` callback of conf/callbacks/default.yaml writes it after every epoch."""
+    # A monitored value that never improves after epoch 0 (as val/acc may not).
+    best = ModelCheckpoint(dirpath=tmp_path / "checkpoints", filename="best", monitor="epoch", mode="min")
+    trainer = pl.Trainer(
+        max_epochs=3,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        num_sanity_val_steps=0,
+        callbacks=[best, last_checkpoint(tmp_path / "checkpoints")],
+        plugins=[AtomicCheckpointIO()],
+    )
+    train, val = DataLoader(Episodes(2), batch_size=None), DataLoader(Episodes(2), batch_size=None)
+    trainer.fit(small_module(), train_dataloaders=train, val_dataloaders=val)
+    assert trainer.global_step == 6
+    assert torch.load(best.best_model_path, weights_only=False)["global_step"] == 2
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 6
