@@ -13,6 +13,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
@@ -20,7 +21,7 @@ from matchnet.checkpoints import AtomicCheckpointIO, load_module, non_finite_wei
 from matchnet.data import Episode
 from matchnet.errors import MatchnetError
 from matchnet.module import MatchingNetModule, NonFiniteLossError
-from matchnet.preemption import PreemptionCheckpoint
+from matchnet.preemption import Preemption, interruption
 from matchnet.resume import check_compatible
 from model_configs import load_model_config
 
@@ -60,6 +61,13 @@ class Episodes(Dataset):
         return Episode(torch.rand(3, 1, 28, 28, generator=gen), labels, query, labels.repeat(2), 3)
 
 
+def last_checkpoint(dirpath: Path, **kwargs: object) -> ModelCheckpoint:
+    """``callbacks.last`` of conf/callbacks/default.yaml (``periodic`` with ``every_n_train_steps``)."""
+    return ModelCheckpoint(
+        dirpath=dirpath, filename="last", save_on_exception=True, enable_version_counter=False, **kwargs
+    )
+
+
 def fit(module: MatchingNetModule, root: Path, poisoned: frozenset[int]) -> pl.Trainer:
     trainer = pl.Trainer(
         max_epochs=1,
@@ -69,7 +77,7 @@ def fit(module: MatchingNetModule, root: Path, poisoned: frozenset[int]) -> pl.T
         default_root_dir=root,
         accelerator="cpu",
         limit_val_batches=0,
-        callbacks=[PreemptionCheckpoint(dirpath=str(root / "checkpoints"), every_n_train_steps=1)],
+        callbacks=[last_checkpoint(root / "checkpoints", every_n_train_steps=1)],
         plugins=[AtomicCheckpointIO()],
     )
     trainer.fit(module, train_dataloaders=DataLoader(Episodes(6, poisoned), batch_size=None))
@@ -192,7 +200,7 @@ class SignalDuringValidation(pl.Callback):
 
 def test_sigterm_during_validation_waits_for_its_end_then_saves(tmp_path: Path) -> None:
     probe = SignalDuringValidation()
-    preemption = PreemptionCheckpoint(dirpath=str(tmp_path / "checkpoints"))
+    preemption = Preemption()
     trainer = pl.Trainer(
         max_epochs=3,
         logger=False,
@@ -201,7 +209,7 @@ def test_sigterm_during_validation_waits_for_its_end_then_saves(tmp_path: Path) 
         default_root_dir=tmp_path,
         accelerator="cpu",
         num_sanity_val_steps=0,
-        callbacks=[probe, preemption],
+        callbacks=[probe, preemption, last_checkpoint(tmp_path / "checkpoints")],
         plugins=[AtomicCheckpointIO()],
     )
     module = small_module()
@@ -209,7 +217,72 @@ def test_sigterm_during_validation_waits_for_its_end_then_saves(tmp_path: Path) 
     with pytest.raises(SIGTERMException):
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     assert probe.val_batches == 3  # validation was not cut short
-    assert preemption.interruption().signum == signal.SIGTERM
-    assert preemption.saved == str(tmp_path / "checkpoints" / "last.ckpt")
-    assert load_module(preemption.saved).trained_episodes == 4  # after epoch 0, not mid-validation
+    stop = interruption(trainer, tmp_path / "checkpoints" / "last.ckpt")
+    assert stop.signum == signal.SIGTERM and stop.exit_code == 143
+    assert stop.ckpt_path == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert load_module(stop.ckpt_path).trained_episodes == 4  # after epoch 0, not mid-validation
     assert signal.getsignal(signal.SIGTERM) is not preemption._handle  # handlers restored
+
+
+class SeenEpisodes(pl.Callback):
+    """Records ``(epoch, first query pixel sum)`` of every training episode."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, float]] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: object, batch: Episode, i: int) -> None:
+        self.seen.append((trainer.current_epoch, round(float(batch.query_x.sum()), 3)))
+
+
+def test_mid_epoch_resume_continues_with_the_next_episode(tmp_path: Path) -> None:
+    from matchnet.data.episodes import EpisodeSampler
+    from matchnet.resume import ResumeEpisodes
+
+    checkpoints = tmp_path / "checkpoints"
+
+    def run(max_steps: int, ckpt_path: str | None) -> list[tuple[int, float]]:
+        seen = SeenEpisodes()
+        trainer = pl.Trainer(
+            max_epochs=2,
+            max_steps=max_steps,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp_path,
+            accelerator="cpu",
+            limit_val_batches=0,
+            callbacks=[seen, ResumeEpisodes(), last_checkpoint(checkpoints, every_n_train_steps=1)],
+            plugins=[AtomicCheckpointIO()],
+        )
+        episodes = Episodes(5)
+        loader = DataLoader(episodes, batch_size=None, sampler=EpisodeSampler(episodes))
+        trainer.fit(small_module(), train_dataloaders=loader, ckpt_path=ckpt_path)
+        return seen.seen
+
+    whole = run(-1, None)
+    first = run(3, None)  # stops mid-epoch 0; last.ckpt holds step 3
+    rest = run(-1, str(checkpoints / "last.ckpt"))
+    assert len(whole) == 10 and first + rest == whole
+
+
+def test_last_ckpt_follows_every_epoch_even_without_improvement(tmp_path: Path) -> None:
+    """Lightning's ``save_last`` on the best-checkpoint callback refreshes last.ckpt only when val/acc
+    improves; the ``last`` callback of conf/callbacks/default.yaml writes it after every epoch."""
+    # A monitored value that never improves after epoch 0 (as val/acc may not).
+    best = ModelCheckpoint(dirpath=tmp_path / "checkpoints", filename="best", monitor="epoch", mode="min")
+    trainer = pl.Trainer(
+        max_epochs=3,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        num_sanity_val_steps=0,
+        callbacks=[best, last_checkpoint(tmp_path / "checkpoints")],
+        plugins=[AtomicCheckpointIO()],
+    )
+    train, val = DataLoader(Episodes(2), batch_size=None), DataLoader(Episodes(2), batch_size=None)
+    trainer.fit(small_module(), train_dataloaders=train, val_dataloaders=val)
+    assert trainer.global_step == 6
+    assert torch.load(best.best_model_path, weights_only=False)["global_step"] == 2
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 6

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from matchnet.checkpoints import load_module
+from matchnet.checkpoints import load_module, read_checkpoint
 from matchnet.errors import MatchnetError
-from matchnet.resume import check_compatible, read_hparams, resolve_ckpt_path
+from matchnet.resume import check_compatible, resolve_ckpt_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
@@ -33,7 +33,7 @@ RUN = [
     "logger=none",
     "trainer.deterministic=true",
     "callbacks.progress_bar.refresh_rate=0",
-    "callbacks.preemption.every_n_train_steps=3",
+    "callbacks.periodic.every_n_train_steps=3",
 ]
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
@@ -187,13 +187,14 @@ def test_ckpt_path_last_and_auto_resolve_to_the_run_folder(tmp_path: Path) -> No
         resolve_ckpt_path(str(tmp_path / "nope.ckpt"), checkpoints)
     checkpoints.mkdir()
     (checkpoints / "last.ckpt").write_bytes(b"")
-    assert resolve_ckpt_path("last", checkpoints) == str(checkpoints / "last.ckpt")
-    assert resolve_ckpt_path("auto", checkpoints) == str(checkpoints / "last.ckpt")
+    # Lightning's own "last" then finds the file (the newest last*.ckpt of the ModelCheckpoint folder).
+    assert resolve_ckpt_path("last", checkpoints) == "last"
+    assert resolve_ckpt_path("auto", checkpoints) == "last"
 
 
 def test_resume_with_other_model_settings_names_them(uninterrupted: tuple[dict, Path]) -> None:
     _, last = uninterrupted
-    hparams = read_hparams(last)
+    hparams = read_checkpoint(last)["hyper_parameters"]
     check_compatible(last, hparams["model"], hparams["data"])  # the same settings: fine
     other = hparams["model"] | {"fce": False, "distance": "dot"}
     with pytest.raises(MatchnetError) as raised:

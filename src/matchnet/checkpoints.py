@@ -1,7 +1,8 @@
-"""Writing checkpoints atomically, and loading them with errors that say what is wrong and how to fix it."""
+"""Writing checkpoints atomically, and reading them with errors that say what is wrong and how to fix it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, handle)
 
 
-def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> MatchingNetModule:
-    """Rebuild a :class:`MatchingNetModule` from a checkpoint written by ``src/train.py``."""
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict:
+    """The content of a checkpoint written by ``src/train.py``; matchnet's one reader of checkpoint files.
+
+    Raises:
+        MatchnetError: the file is missing, unreadable (truncated, not a PyTorch file) or not
+            matchnet's (no model settings or weights in it).
+    """
     path = Path(path)
     if not path.is_file():
         raise MatchnetError(
@@ -59,7 +65,7 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> M
             "src/train.py (its run folder holds checkpoints/best.ckpt and last.ckpt)."
         )
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
     # Truncated files raise OSError or RuntimeError, foreign pickles UnpicklingError, ImportError,
     # AttributeError...: every failure here means "not a usable checkpoint".
     except Exception as err:
@@ -68,11 +74,18 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> M
             "it may be truncated or not a PyTorch file. Point ckpt_path at a .ckpt written by src/train.py."
         ) from err
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not hparams or "model" not in hparams or "state_dict" not in checkpoint:
+    if not isinstance(hparams, Mapping) or "model" not in hparams or "state_dict" not in checkpoint:
         raise MatchnetError(
             f"ckpt_path={path} was not written by matchnet's src/train.py "
             "(no model settings or weights in it); pass a checkpoint from a matchnet run."
         )
+    return checkpoint
+
+
+def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> MatchingNetModule:
+    """Rebuild a :class:`MatchingNetModule` from a checkpoint written by ``src/train.py``."""
+    checkpoint = read_checkpoint(path, map_location)
+    hparams = checkpoint["hyper_parameters"]
     module = MatchingNetModule(**{k: hparams.get(k) for k in ("model", "optimizer", "scheduler", "data")})
     try:
         module.load_state_dict(checkpoint["state_dict"])

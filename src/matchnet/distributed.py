@@ -6,8 +6,9 @@ Lightning's ``ddp`` strategy starts ranks ``1..N-1`` of a node by running the en
 sweep of its own, its run directory is the ``hydra.run.dir`` pattern instead of the job's sweep
 sub-directory, and under the joblib or submitit launchers ``sys.argv`` is not even the user's script.
 
-:class:`HydraDDPStrategy` (``trainer=ddp``) is Lightning's ``DDPStrategy`` with a launcher that builds
-the child command from the *job's* Hydra config instead: the entry script (recorded by the
+``matchnet.lightning_internals.HydraDDPStrategy`` (``trainer=ddp``) is Lightning's ``DDPStrategy``
+with a launcher that builds the child command from the *job's* Hydra config instead
+(:func:`child_command`): the entry script (recorded by the
 :class:`EntryPoint` Hydra callback when the app starts), the job's task overrides (one value each, no
 ``-m``) and ``hydra.run.dir=<this job's output dir> hydra.output_subdir=null``. Every rank of a job
 therefore works in the same directory, a child never starts a sweep, and only rank 0 writes
@@ -25,11 +26,9 @@ before any process is started.
 from __future__ import annotations
 
 import json
-import logging
 import os
-import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,26 +38,18 @@ import torch.distributed as dist
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
-from lightning_fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from lightning_utilities.core.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 from pytorch_lightning.accelerators import CPUAccelerator
-from pytorch_lightning.strategies import DDPStrategy
-from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from matchnet.errors import MatchnetError
-
-log = logging.getLogger(__name__)
 
 ENTRY_POINT_ENV = "MATCHNET_ENTRY_POINT"
 """Environment variable holding the JSON command (``[python, script]``) that started the Hydra app."""
 
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 """What the subprocess launcher sets in the launching process's environment."""
-
-CHILD_EXIT_TIMEOUT_S = 300.0
-"""How long the launching process waits for its child ranks once its own job is done."""
 
 # Hydra overrides that describe the launch, not the job: a child rank must not inherit them.
 _LAUNCH_KEYS = (
@@ -74,7 +65,7 @@ _LAUNCH_KEYS = (
     "hydra.job.num",
     "hydra.job.id",
 )
-_launchers: list[HydraSubprocessLauncher] = []
+_launches: list[Callable[[bool], None]] = []
 
 
 def _main_command() -> list[str]:
@@ -146,86 +137,9 @@ def child_command(local_rank: int) -> tuple[list[str], str]:
     return command, str(hydra_cfg.runtime.cwd)
 
 
-class _StoppableObserver(_ChildProcessObserver):
-    """Lightning's child-process watchdog (a crashed rank takes the job down), which can be stopped."""
-
-    stopped = False
-
-    def _run(self) -> bool:
-        return True if self.stopped else super()._run()
-
-
-class HydraSubprocessLauncher(_SubprocessScriptLauncher):
-    """Lightning's subprocess launcher with the child command of :func:`child_command` under Hydra."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._observer: _StoppableObserver | None = None
-
-    def launch(self, function: Any, *args: Any, trainer: pl.Trainer | None = None, **kwargs: Any) -> Any:
-        if not HydraConfig.initialized():
-            return super().launch(function, *args, trainer=trainer, **kwargs)
-        self.cluster_environment.validate_settings(num_devices=self.num_processes, num_nodes=self.num_nodes)
-        if not self.cluster_environment.creates_processes_externally:
-            self._call_children_scripts()
-            self._observer = _StoppableObserver(main_pid=os.getpid(), child_processes=self.procs)
-            self._observer.start()
-            _launchers.append(self)
-        from lightning_fabric.utilities.distributed import _set_num_threads_if_needed
-
-        _set_num_threads_if_needed(num_processes=self.num_processes)
-        return function(*args, **kwargs)
-
-    def _call_children_scripts(self) -> None:
-        self._check_can_spawn_children()
-        self.procs = []
-        os.environ["MASTER_ADDR"] = self.cluster_environment.main_address
-        os.environ["MASTER_PORT"] = str(self.cluster_environment.main_port)
-        os.environ["NODE_RANK"] = str(self.cluster_environment.node_rank())
-        os.environ["LOCAL_RANK"] = str(self.cluster_environment.local_rank())
-        os.environ["WORLD_SIZE"] = f"{self.num_processes * self.num_nodes}"
-        for local_rank in range(1, self.num_processes):
-            env = os.environ.copy()
-            env["LOCAL_RANK"] = str(local_rank)
-            if os.environ.get("PL_GLOBAL_SEED") is None:
-                env.pop("PL_GLOBAL_SEED", None)
-            command, cwd = child_command(local_rank)
-            log.info("Starting DDP rank %d: %s", local_rank, " ".join(command))
-            self.procs.append(subprocess.Popen(command, env=env, cwd=cwd))
-
-    def finish(self, failed: bool) -> None:
-        """Stop watching the children, then wait for them (or, when the job ``failed``, kill them)."""
-        if self._observer is not None:
-            self._observer.stopped = True
-        for proc in self.procs:
-            if not failed:
-                try:
-                    proc.wait(timeout=CHILD_EXIT_TIMEOUT_S)
-                    continue
-                except subprocess.TimeoutExpired:
-                    log.warning("DDP child process %d did not exit; killing it.", proc.pid)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
-
-class HydraDDPStrategy(DDPStrategy):
-    """Lightning's ``DDPStrategy`` whose child ranks re-enter the current Hydra job (see module doc).
-
-    Takes ``DDPStrategy``'s arguments (``process_group_backend``: ``None`` picks NCCL on GPUs and
-    Gloo on CPUs; ``find_unused_parameters``, ``timeout``, ...). ``start_method`` must stay
-    ``"popen"``: with ``spawn``/``fork`` (``ddp_spawn``) Lightning hands only the weights and logged
-    metrics back to the launching process, not the test episodes' accuracies that the result is made of.
-    """
-
-    def _configure_launcher(self) -> None:
-        if self._start_method != "popen":
-            raise MatchnetError(
-                f"trainer.strategy.start_method={self._start_method!r} is not supported: matchnet's DDP "
-                "runs every rank as its own process (start_method=popen, the default); remove the setting."
-            )
-        assert self.cluster_environment is not None
-        self._launcher = HydraSubprocessLauncher(self.cluster_environment, self.num_processes, self.num_nodes)
+def register_launch(finish: Callable[[bool], None]) -> None:
+    """Record a launch of child ranks: :func:`job_scope` calls ``finish(failed)`` when the job ends."""
+    _launches.append(finish)
 
 
 def is_global_zero() -> bool:
@@ -241,16 +155,16 @@ def is_global_zero() -> bool:
 def job_scope() -> Iterator[None]:
     """Run one job; then end the child ranks and process group it started and restore the environment."""
     saved = {name: os.environ.get(name) for name in DDP_ENV}
-    first = len(_launchers)
+    first = len(_launches)
     failed = True
     try:
         yield
         failed = False
     finally:
-        launched = _launchers[first:]
-        del _launchers[first:]
-        for launcher in launched:
-            launcher.finish(failed)
+        launched = _launches[first:]
+        del _launches[first:]
+        for finish in launched:
+            finish(failed)
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
         if launched:

@@ -19,8 +19,8 @@ from matchnet.config import validate, validate_data
 from matchnet.distributed import check_episodes, instantiate_trainer, is_global_zero
 from matchnet.errors import MatchnetError
 from matchnet.module import MatchingNetModule
-from matchnet.preemption import PreemptionCheckpoint, RunInterrupted
-from matchnet.resume import check_compatible, checkpoint_dir, resolve_ckpt_path
+from matchnet.preemption import interruption
+from matchnet.resume import LAST, ResumeEpisodes, check_compatible, checkpoint_dir, resolve_ckpt_path
 from matchnet.tracking import RunInfo, optimized_value, print_config_tree, wandb_settings
 
 log = logging.getLogger(__name__)
@@ -61,30 +61,19 @@ def _trainer(cfg: DictConfig, loggers: list[Logger]) -> pl.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"))
     if not loggers:  # Lightning's LearningRateMonitor refuses a trainer without loggers
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    callbacks.append(RunInfo(cfg, output_dir(), loggers))
+    callbacks += [RunInfo(cfg, output_dir(), loggers), ResumeEpisodes()]
     return instantiate_trainer(
         cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
     )
 
 
-def _interrupted(trainer: pl.Trainer) -> RunInterrupted:
-    """What to report after ``fit`` or ``test`` stopped on SIGTERM / SIGINT."""
-    stop = next(
-        (c.interruption() for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)),
-        RunInterrupted(15, None),
-    )
-    last = getattr(trainer.checkpoint_callback, "last_model_path", "")
-    if stop.ckpt_path is None and last:  # stopped while testing: training had finished and saved
-        return RunInterrupted(stop.signum, last)
-    return stop
-
-
 def _resume_path(cfg: DictConfig) -> str | None:
-    """``cfg.ckpt_path`` resolved (``last`` / ``auto`` / a file) and checked against this run's model."""
-    path = resolve_ckpt_path(cfg.get("ckpt_path"), checkpoint_dir(cfg, output_dir()))
+    """``cfg.ckpt_path`` for ``trainer.fit`` (``"last"``, a file or None), checked against the model."""
+    checkpoints = checkpoint_dir(cfg, output_dir())
+    path = resolve_ckpt_path(cfg.get("ckpt_path"), checkpoints)
     if path is not None:
         check_compatible(
-            path,
+            checkpoints / LAST if path == "last" else path,
             OmegaConf.to_container(cfg.model, resolve=True),  # type: ignore[arg-type]
             OmegaConf.to_container(cfg.data, resolve=True),  # type: ignore[arg-type]
         )
@@ -169,7 +158,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         except SIGTERMException as stop:
-            raise _interrupted(trainer) from stop
+            raise interruption(trainer, checkpoint_dir(cfg, output_dir()) / LAST) from stop
         result = _result(module, datamodule, trainer, cfg) | {
             "optimized_metric": cfg.get("optimized_metric"),
             "optimized_value": optimized,

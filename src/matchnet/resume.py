@@ -7,10 +7,13 @@
 - ``auto``: the same file when it exists, else a fresh start (for jobs that may be requeued).
 - a path: that checkpoint.
 
-A checkpoint restores the weights, the optimiser and scheduler, the global step, the best validation
-accuracy and the ModelCheckpoint state; the training episode stream is a pure function of
-``(seed, epoch, index)``, and a run resumed mid-epoch skips the episodes of that epoch it has already
-trained on (``episodes_done_this_epoch``), so it sees exactly the episodes of an uninterrupted run.
+For ``last`` and ``auto`` Lightning finds the file (``trainer.fit(ckpt_path="last")``: the newest
+``last*.ckpt`` of the ModelCheckpoint folder; matchnet's ``callbacks.last`` writes only ``last.ckpt``).
+What this module adds: ``last`` without a checkpoint is an error (Lightning would start fresh), the
+checkpoint's model settings are checked against the run's before anything starts, and
+:class:`ResumeEpisodes` makes a run resumed mid-epoch skip the episodes of that epoch it has already
+trained on. The training episode stream is a pure function of ``(seed, epoch, index)``, so the resumed
+run sees exactly the episodes of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 
+from matchnet.checkpoints import read_checkpoint
 from matchnet.errors import MatchnetError
+from matchnet.lightning_internals import episodes_done_this_epoch, restart_training_iterator
 
 log = logging.getLogger(__name__)
 LAST = "last.ckpt"
@@ -32,35 +36,23 @@ LAST = "last.ckpt"
 RESUME_KEYWORDS = ("last", "auto")
 
 
-def episodes_done_this_epoch(trainer: pl.Trainer) -> int:
-    """Training episodes of the current epoch that the checkpoint being resumed had already trained on.
-
-    0 unless ``trainer.fit`` is restoring a mid-epoch checkpoint. Lightning restores its batch
-    progress but restarts a map-style DataLoader from the beginning of the epoch; the sampler skips
-    this many of its indices instead. ``processed`` counts the episodes whose optimiser step is done,
-    whether the checkpoint was written at a batch end (every_n_train_steps) or on a signal.
-    """
-    loop = trainer.fit_loop
-    if not loop.restarting:
-        return 0
-    return int(loop.epoch_loop.batch_progress.current.processed)
-
-
 def checkpoint_dir(cfg: DictConfig, output_dir: Path) -> Path:
-    """Where this run's ModelCheckpoint writes (``callbacks.checkpoint.dirpath``)."""
-    dirpath = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
+    """Where this run's ModelCheckpoints write (``callbacks.last.dirpath``)."""
+    dirpath = OmegaConf.select(cfg, "callbacks.last.dirpath", default=None) or OmegaConf.select(
+        cfg, "callbacks.checkpoint.dirpath", default=None
+    )
     return Path(dirpath) if dirpath else output_dir / "checkpoints"
 
 
 def resolve_ckpt_path(ckpt_path: str | None, checkpoints: Path) -> str | None:
-    """The checkpoint file to resume from, or None for a fresh start (see the module docstring)."""
+    """What to pass to ``trainer.fit(ckpt_path=...)``: ``"last"``, a file, or None for a fresh start."""
     if ckpt_path is None:
         return None
     if ckpt_path in RESUME_KEYWORDS:
         last = checkpoints / LAST
         if last.is_file():
             log.info("Resuming from %s", last)
-            return str(last)
+            return "last"
         if ckpt_path == "auto":
             log.info("ckpt_path=auto: no %s yet, starting a fresh run", last)
             return None
@@ -99,31 +91,13 @@ def differences(
     ]
 
 
-def read_hparams(path: str | Path) -> dict[str, Any]:
-    """The hyper-parameters stored in a checkpoint (MatchnetError when it is unreadable or foreign)."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:  # truncated, not a zip, not a pickle: all mean "not a usable checkpoint"
-        raise MatchnetError(
-            f"ckpt_path={path} is not a readable checkpoint ({type(err).__name__}: {err}); it may be "
-            "truncated or not a PyTorch file. Point ckpt_path at a .ckpt written by src/train.py."
-        ) from err
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not isinstance(hparams, Mapping) or "model" not in hparams:
-        raise MatchnetError(
-            f"ckpt_path={path} was not written by matchnet's src/train.py (no model settings in it); "
-            "pass a checkpoint from a matchnet run."
-        )
-    return dict(hparams)
-
-
 def check_compatible(path: str | Path, model: Mapping[str, Any], data: Mapping[str, Any] | None) -> None:
     """MatchnetError naming every model setting in which the checkpoint differs from this run's config.
 
     Data settings that differ (another way, shot or episode count) are allowed but logged: the
     resumed run continues with the new ones.
     """
-    hparams = read_hparams(path)
+    hparams = read_checkpoint(path, mmap=True)["hyper_parameters"]
     changed = differences(hparams["model"], model, "model")
     if changed:
         raise MatchnetError(
@@ -136,3 +110,31 @@ def check_compatible(path: str | Path, model: Mapping[str, Any], data: Mapping[s
     ]
     if changed_data:
         log.warning("Resuming %s with other data settings: %s", path, "; ".join(changed_data))
+
+
+def _samplers(loaders: Any) -> list[Any]:
+    if isinstance(loaders, Mapping):
+        return [s for loader in loaders.values() for s in _samplers(loader)]
+    if isinstance(loaders, list | tuple):
+        return [s for loader in loaders for s in _samplers(loader)]
+    sampler = getattr(loaders, "sampler", None)
+    return [sampler] if sampler is not None else []
+
+
+class ResumeEpisodes(pl.Callback):
+    """A run resumed mid-epoch continues with the epoch's next episode, not its first.
+
+    Lightning restores the loop's progress but restarts a map-style DataLoader at the beginning of
+    the epoch; this tells the training sampler (``EpisodeSampler.start``) how many of its indices to
+    skip, then has the epoch's iterator made again. ``on_train_start`` is the first hook after the
+    training DataLoader is built (``FitLoop.setup_data``, which also creates that iterator), once per
+    ``fit``; Lightning does not call ``on_train_epoch_start`` for an epoch it resumes in the middle.
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        done = episodes_done_this_epoch(trainer)
+        samplers = [s for s in _samplers(trainer.train_dataloader) if hasattr(s, "start")]
+        if done and samplers:
+            for sampler in samplers:
+                sampler.start = done
+            restart_training_iterator(trainer)
