@@ -35,6 +35,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from matchnet.checkpoints import read_checkpoint  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
 # Published accuracies (%), Omniglot with the Vinyals split: Vinyals et al. 2016, Table 1 (Matching
@@ -64,7 +66,7 @@ class Job:
         else the best of the logged curve."""
         ckpt = self.folder / "checkpoints" / "best.ckpt"
         if ckpt.is_file():
-            stored = torch.load(ckpt, map_location="cpu", weights_only=False).get("val_acc_best")
+            stored = read_checkpoint(ckpt).get("val_acc_best")
             if stored is not None:
                 return float(stored)
         return max((acc for _, acc in self.curve), default=float("nan"))
@@ -125,7 +127,7 @@ def temperature(ckpt: Path) -> float | None:
     """The kernel temperature stored in a checkpoint (learnt or fixed)."""
     if not ckpt.is_file():
         return None
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    state = read_checkpoint(ckpt)["state_dict"]
     value = state.get("net.kernel.log_temperature")
     return None if value is None else math.exp(float(value))
 
@@ -213,10 +215,8 @@ def shipped_comparison(models: list[Model], folder: Path) -> list[str]:
         path, model = folder / filename, by_name.get(name)
         if not path.is_file() or model is None or model.pick is None:
             continue
-        shipped = torch.load(path, map_location="cpu", weights_only=False)
-        ours = torch.load(
-            model.pick.folder / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False
-        )
+        shipped = read_checkpoint(path)
+        ours = read_checkpoint(model.pick.folder / "checkpoints" / "best.ckpt")
         a, b = shipped["hyper_parameters"]["data"], ours["hyper_parameters"]["data"]
         same = all(a.get(k) == b.get(k) for k in VALIDATION_KEYS if k not in ("way", "shot", "query")) and (
             a.get("way"),
@@ -446,9 +446,9 @@ def ship(models: list[Model], folder: Path) -> list[str]:
         if model is None or model.pick is None or result is None:
             lines += [f"## {filename}", "", f"Not written: `{name}` has no tested checkpoint yet.", ""]
             continue
-        checkpoint = torch.load(result["ckpt_path"], map_location="cpu", weights_only=False)
+        checkpoint = read_checkpoint(result["ckpt_path"])
         target = folder / filename
-        existing = torch.load(target, map_location="cpu", weights_only=False) if target.is_file() else {}
+        existing = read_checkpoint(target) if target.is_file() else {}
         if existing.get("val_acc_best", -1.0) >= checkpoint.get("val_acc_best", 0.0):
             lines += [
                 f"## {filename}",
