@@ -7,7 +7,7 @@ builds (so ``+data.wya=5`` fails too), the type and range of every known setting
 ``nan_policy``). Every failure is a :class:`~matchnet.errors.MatchnetError` that names the key, the
 value and what is allowed.
 
-A rule is a :class:`Rule`, declared once. The data group's rules are the fields of its settings
+A rule (:class:`~matchnet.rules.Rule`) is declared once. The data group's rules are the fields of its settings
 dataclasses (``matchnet.data.settings``): ``validate_data`` builds them, as the DataModule does, so the
 config and the Python API share every data rule (and its unknown-key check). The model, optimizer,
 scheduler and trainer are checked here against the tables below; the model's constructor keeps its own
@@ -17,103 +17,35 @@ checks for its Python API.
 from __future__ import annotations
 
 import inspect
-import numbers
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from matchnet.data import EpisodeDataModule
 from matchnet.errors import MatchnetError
+from matchnet.model import DISTANCES, INITIAL_READS, READOUTS
+from matchnet.rules import FLAG, SEED, Rule, choice, integer, is_int, number
 
 NAN_POLICIES = ("stop", "skip")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
 
 
-@dataclass(frozen=True)
-class Rule:
-    """What a setting must be: ``check(value)`` is true when it is valid; ``allowed`` says what is."""
-
-    check: Callable[[Any], bool]
-    allowed: str
-    optional: bool = False  # None (null) is allowed too
-
-    def validate(self, key: str, value: Any) -> Any:
-        """``value`` when it is valid, else a MatchnetError naming ``key``, ``value`` and what is allowed."""
-        if (value is None and self.optional) or (value is not None and self.check(value)):
-            return value
-        raise MatchnetError(f"{key}={value!r} is invalid: it must be {self.allowed}. Set {key} accordingly.")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def integer(low: int, high: int | None = None, optional: bool = False) -> Rule:
-    """An integer in ``[low, high]``."""
-    allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
-    return Rule(
-        lambda v: _is_int(v) and v >= low and (high is None or v <= high),
-        allowed + (" or null" if optional else ""),
-        optional,
-    )
-
-
-def number(low: float, inclusive: bool = True, optional: bool = False) -> Rule:
-    """A real number ``>= low`` (``> low`` unless ``inclusive``)."""
-    return Rule(
-        lambda v: _is_number(v) and (v >= low if inclusive else v > low),
-        f"a number {'>=' if inclusive else '>'} {low}" + (" or null" if optional else ""),
-        optional,
-    )
-
-
-def choice(options: Iterable[Any], optional: bool = False) -> Rule:
-    """One of ``options`` (of the same type: ``true`` is not ``1``)."""
-    options = tuple(options)
-    return Rule(
-        lambda v: any(v == o and type(v) is type(o) for o in options),
-        "one of " + ", ".join(map(str, options)) + (" or null" if optional else ""),
-        optional,
-    )
-
-
-def numbers_list(positive: bool = False, optional: bool = False) -> Rule:
-    """A list of numbers (each > 0 when ``positive``)."""
-    return Rule(
-        lambda v: isinstance(v, (list, tuple)) and all(_is_number(x) and (x > 0 or not positive) for x in v),
-        "a list of numbers" + (", each > 0" if positive else "") + (", or null" if optional else ""),
-        optional,
-    )
-
-
-FLAG = Rule(lambda v: isinstance(v, bool), "true or false")
-TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string")
-SEED = integer(-(2**63), 2**63 - 1)
-
-
-def model_rules() -> dict[str, Rule]:
-    from matchnet.model import DISTANCES, INITIAL_READS, READOUTS
-
-    return {
-        "fce": FLAG,
-        "fce_steps": integer(0),
-        "distance": choice(sorted(DISTANCES)),
-        "temperature": number(0, inclusive=False),
-        "learn_temperature": FLAG,
-        "readout": choice(READOUTS),
-        "fce_initial_read": choice(INITIAL_READS),
-        "encoder.in_channels": integer(1),
-        "encoder.hidden": integer(1),
-        "encoder.blocks": integer(1),
-        "encoder.image_size": integer(1),
-    }
+MODEL_RULES = {
+    "fce": FLAG,
+    "fce_steps": integer(0),
+    "distance": choice(sorted(DISTANCES)),
+    "temperature": number(0, inclusive=False),
+    "learn_temperature": FLAG,
+    "readout": choice(READOUTS),
+    "fce_initial_read": choice(INITIAL_READS),
+    "encoder.in_channels": integer(1),
+    "encoder.hidden": integer(1),
+    "encoder.blocks": integer(1),
+    "encoder.image_size": integer(1),
+}
 
 
 OPTIMIZER_RULES = {
@@ -155,10 +87,6 @@ TOP_RULES = {
 }
 
 
-def _fail(key: str, value: Any, allowed: str, hint: str = "") -> MatchnetError:
-    return MatchnetError(f"{key}={value!r} is invalid: it must be {allowed}.{hint}")
-
-
 def _value(node: DictConfig, key: str, prefix: str) -> Any:
     try:
         value = OmegaConf.select(node, key, throw_on_missing=True)
@@ -176,11 +104,7 @@ def check_rules(node: DictConfig | None, rules: Mapping[str, Rule], prefix: str)
     for key, rule in rules.items():
         if OmegaConf.select(node, key, default="__absent__", throw_on_missing=False) == "__absent__":
             continue
-        value = _value(node, key, prefix)
-        if value is None and rule.optional:
-            continue
-        if not rule.check(value):
-            raise _fail(f"{prefix}{key}", value, rule.allowed, f" Set {prefix}{key} accordingly.")
+        rule.validate(f"{prefix}{key}", _value(node, key, prefix))
 
 
 def _target(node: DictConfig | dict[str, Any], prefix: str) -> Callable[..., Any]:
@@ -201,8 +125,6 @@ def check_keys(node: DictConfig | None, prefix: str) -> None:
 
 
 def _is_data_module(target: Any) -> bool:
-    from matchnet.data import EpisodeDataModule
-
     return isinstance(target, type) and issubclass(target, EpisodeDataModule)
 
 
@@ -271,8 +193,8 @@ def _check_nan_policy(cfg: DictConfig) -> None:
     if cfg.get("nan_policy") != "skip" or not isinstance(trainer, DictConfig):
         return
     devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
-    several = (_is_int(devices) and devices > 1) or isinstance(devices, ListConfig) and len(devices) > 1
-    if several or (_is_int(nodes) and nodes > 1):
+    several = (is_int(devices) and devices > 1) or isinstance(devices, ListConfig) and len(devices) > 1
+    if several or (is_int(nodes) and nodes > 1):
         raise MatchnetError(
             f"nan_policy=skip with trainer.devices={devices} and trainer.num_nodes={nodes} is not supported: "
             "under DDP a process that skips an episode leaves the others waiting for its gradients. "
@@ -298,7 +220,7 @@ def validate(cfg: DictConfig, task: str = "train") -> None:
             if node is None and group != "scheduler":
                 raise MatchnetError(f"The {group} group is missing; choose one (see conf/{group}/).")
             check_keys(node, f"{group}.")
-        check_rules(cfg.get("model"), model_rules(), "model.")
+        check_rules(cfg.get("model"), MODEL_RULES, "model.")
         _check_encoder_size(cfg.get("model"))
         _check_nan_policy(cfg)
         check_rules(cfg.get("optimizer"), OPTIMIZER_RULES, "optimizer.")

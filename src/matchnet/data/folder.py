@@ -30,13 +30,13 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
-from matchnet.config import SEED, Rule, choice, integer
 from matchnet.data.datamodule import EpisodeDataModule
 from matchnet.data.images import image_pixels
 from matchnet.data.settings import PATH, ColourSettings, setting
 from matchnet.data.splits import STAGES
 from matchnet.errors import MatchnetError
 from matchnet.io import atomic_open
+from matchnet.rules import SEED, Rule, choice, integer
 
 log = logging.getLogger(__name__)
 

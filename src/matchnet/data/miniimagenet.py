@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from matchnet.config import FLAG, choice
 from matchnet.data.datamodule import EpisodeDataModule
 from matchnet.data.settings import IMAGENET_MEAN, IMAGENET_STD, PATH, ColourSettings, redefault, setting
 from matchnet.data.splits import STAGES
 from matchnet.errors import MatchnetError
+from matchnet.rules import FLAG, choice
 
 log = logging.getLogger(__name__)
 

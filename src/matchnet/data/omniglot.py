@@ -37,7 +37,6 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
-from matchnet.config import FLAG, Rule, integer
 from matchnet.data.augment import MAX_STRENGTH, RandomAffine
 from matchnet.data.datamodule import EpisodeDataModule
 from matchnet.data.images import ink_pixels
@@ -53,6 +52,7 @@ from matchnet.data.splits import (
 )
 from matchnet.errors import MatchnetError
 from matchnet.io import atomic_open
+from matchnet.rules import FLAG, Rule, integer
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The settings of the data group (``conf/data/*.yaml``), declared once: types, ranges, defaults.
 
-Every setting is a field of a frozen dataclass whose metadata holds its :class:`~matchnet.config.Rule`;
+Every setting is a field of a frozen dataclass whose metadata holds its :class:`~matchnet.rules.Rule`;
 building the dataclass checks every value and then the invariants between values, and a bad one is a
 ``MatchnetError`` naming ``data.<key>``, the value and what is allowed. ``EpisodeSettings`` are those
 of every data set (way, shot, query, episode counts, loading); each data set adds its own dataclass
@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
-from matchnet.config import FLAG, SEED, Rule, choice, integer, numbers_list
 from matchnet.data.augment import FlipAndCrop
 from matchnet.errors import MatchnetError
+from matchnet.rules import FLAG, SEED, Rule, choice, integer, numbers_list
 
 #: The usual ImageNet per-channel statistics (torchvision's), miniImageNet's default normalisation.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

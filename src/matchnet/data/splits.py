@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from matchnet.config import Rule, choice
+from matchnet.rules import Rule, choice
 
 SPLITS = ("vinyals", "lake")
 STAGES = ("train", "val", "test")
