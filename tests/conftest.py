@@ -9,7 +9,7 @@ get the ``data`` marker; without the data they are skipped, or fail when ``$CI``
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,8 @@ import pytest
 import pytorch_lightning as pl
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+
+from fixture_types import ComposeConfig, MakeTrainer
 
 if TYPE_CHECKING:
     from matchnet.data import OmniglotDataModule
@@ -63,10 +65,6 @@ def omniglot_datamodule(omniglot_root: Path) -> OmniglotDataModule:
     datamodule.prepare_data()
     datamodule.setup()
     return datamodule
-
-
-ComposeConfig = Callable[..., DictConfig]
-MakeTrainer = Callable[..., pl.Trainer]
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
+from fixture_types import MakeTrainer
 from matchnet.checkpoints import AtomicCheckpointIO, load_module, non_finite_weights
 from matchnet.data import Episode
 from matchnet.errors import MatchnetError
@@ -68,14 +69,12 @@ def last_checkpoint(dirpath: Path, **kwargs: object) -> ModelCheckpoint:
     )
 
 
-def fit(module: MatchingNetModule, root: Path, poisoned: frozenset[int]) -> pl.Trainer:
-    trainer = pl.Trainer(
+def fit(
+    make_trainer: MakeTrainer, module: MatchingNetModule, root: Path, poisoned: frozenset[int]
+) -> pl.Trainer:
+    trainer = make_trainer(
         max_epochs=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         default_root_dir=root,
-        accelerator="cpu",
         limit_val_batches=0,
         callbacks=[last_checkpoint(root / "checkpoints", every_n_train_steps=1)],
         plugins=[AtomicCheckpointIO()],
@@ -84,10 +83,12 @@ def fit(module: MatchingNetModule, root: Path, poisoned: frozenset[int]) -> pl.T
     return trainer
 
 
-def test_nan_loss_stops_before_the_step_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+def test_nan_loss_stops_before_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, make_trainer: MakeTrainer
+) -> None:
     module = small_module("stop")
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 0, episode 3.*nan_policy=skip"):
-        fit(module, tmp_path, frozenset({3}))
+        fit(make_trainer, module, tmp_path, frozenset({3}))
     assert isinstance(NonFiniteLossError("x"), MatchnetError)  # printed cleanly by the entry points
     assert non_finite_weights(module.state_dict()) == []  # no optimiser step on the NaN episode
     kept = load_module(tmp_path / "checkpoints" / "last.ckpt")
@@ -95,9 +96,9 @@ def test_nan_loss_stops_before_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     assert non_finite_weights(kept.state_dict()) == []
 
 
-def test_nan_loss_skip_drops_only_that_episode(tmp_path: Path) -> None:
+def test_nan_loss_skip_drops_only_that_episode(tmp_path: Path, make_trainer: MakeTrainer) -> None:
     module = small_module("skip")
-    trainer = fit(module, tmp_path, frozenset({1, 4}))
+    trainer = fit(make_trainer, module, tmp_path, frozenset({1, 4}))
     assert module.skipped_episodes == 2
     assert non_finite_weights(module.state_dict()) == []
     assert trainer.fit_loop.epoch_loop.batch_progress.current.completed == 6
@@ -148,10 +149,10 @@ def test_checkpoint_io_crash_mid_write_keeps_the_old_file(
     ],
 )
 def test_truncated_or_foreign_checkpoints_are_named(
-    tmp_path: Path, content: Callable[[bytes], bytes], needle: str
+    tmp_path: Path, make_trainer: MakeTrainer, content: Callable[[bytes], bytes], needle: str
 ) -> None:
     module = small_module()
-    trainer = pl.Trainer(logger=False, enable_progress_bar=False, accelerator="cpu", max_epochs=0)
+    trainer = make_trainer(max_epochs=0)
     trainer.strategy.connect(module)
     good = tmp_path / "good.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, good)
@@ -198,16 +199,13 @@ class SignalDuringValidation(pl.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_sigterm_during_validation_waits_for_its_end_then_saves(tmp_path: Path) -> None:
+def test_sigterm_during_validation_waits_for_its_end_then_saves(
+    tmp_path: Path, make_trainer: MakeTrainer
+) -> None:
     probe = SignalDuringValidation()
     preemption = Preemption()
-    trainer = pl.Trainer(
+    trainer = make_trainer(
         max_epochs=3,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        accelerator="cpu",
         num_sanity_val_steps=0,
         callbacks=[probe, preemption, last_checkpoint(tmp_path / "checkpoints")],
         plugins=[AtomicCheckpointIO()],
@@ -234,7 +232,7 @@ class SeenEpisodes(pl.Callback):
         self.seen.append((trainer.current_epoch, round(float(batch.query_x.sum()), 3)))
 
 
-def test_mid_epoch_resume_continues_with_the_next_episode(tmp_path: Path) -> None:
+def test_mid_epoch_resume_continues_with_the_next_episode(tmp_path: Path, make_trainer: MakeTrainer) -> None:
     from matchnet.data.episodes import EpisodeSampler
     from matchnet.resume import ResumeEpisodes
 
@@ -242,14 +240,9 @@ def test_mid_epoch_resume_continues_with_the_next_episode(tmp_path: Path) -> Non
 
     def run(max_steps: int, ckpt_path: str | None) -> list[tuple[int, float]]:
         seen = SeenEpisodes()
-        trainer = pl.Trainer(
+        trainer = make_trainer(
             max_epochs=2,
             max_steps=max_steps,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=tmp_path,
-            accelerator="cpu",
             limit_val_batches=0,
             callbacks=[seen, ResumeEpisodes(), last_checkpoint(checkpoints, every_n_train_steps=1)],
             plugins=[AtomicCheckpointIO()],
@@ -265,18 +258,15 @@ def test_mid_epoch_resume_continues_with_the_next_episode(tmp_path: Path) -> Non
     assert len(whole) == 10 and first + rest == whole
 
 
-def test_last_ckpt_follows_every_epoch_even_without_improvement(tmp_path: Path) -> None:
+def test_last_ckpt_follows_every_epoch_even_without_improvement(
+    tmp_path: Path, make_trainer: MakeTrainer
+) -> None:
     """Lightning's ``save_last`` on the best-checkpoint callback refreshes last.ckpt only when val/acc
     improves; the ``last`` callback of conf/callbacks/default.yaml writes it after every epoch."""
     # A monitored value that never improves after epoch 0 (as val/acc may not).
     best = ModelCheckpoint(dirpath=tmp_path / "checkpoints", filename="best", monitor="epoch", mode="min")
-    trainer = pl.Trainer(
+    trainer = make_trainer(
         max_epochs=3,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        accelerator="cpu",
         num_sanity_val_steps=0,
         callbacks=[best, last_checkpoint(tmp_path / "checkpoints")],
         plugins=[AtomicCheckpointIO()],

@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from conftest import MakeTrainer
+from fixture_types import MakeTrainer
 from matchnet.checkpoints import load_module
 from matchnet.data import Episode
 from matchnet.errors import MatchnetError
@@ -73,9 +73,8 @@ def test_fit_test_and_checkpoint_round_trip(tmp_path: Path, make_trainer: MakeTr
     assert module.test_summary["episodes"] == 5
     module.eval()
     with torch.no_grad():  # the mean over episodes of each episode's query accuracy, computed here
-        per_episode = [
-            (module(e).argmax(dim=1) == e.query_y).double().mean().item() for e in RandomEpisodes(5)
-        ]
+        episodes = [RandomEpisodes(5)[i] for i in range(5)]
+        per_episode = [(module(e).argmax(dim=1) == e.query_y).double().mean().item() for e in episodes]
     assert module.test_summary["test_acc"] == pytest.approx(sum(per_episode) / 5)
 
     path = tmp_path / "m.ckpt"

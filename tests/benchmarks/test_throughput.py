@@ -26,10 +26,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fixture_types import MakeTrainer
 from matchnet.data import Episode
 from matchnet.data.episodes import EpisodeDataset
 from matchnet.model import Conv4, MatchingNetwork
@@ -169,22 +169,17 @@ def _benchmark_module():  # noqa: ANN202
     return module
 
 
-def test_profiler_times_the_fetch_and_the_whole_step(tmp_path: Path) -> None:
+def test_profiler_times_the_fetch_and_the_whole_step(make_trainer: MakeTrainer) -> None:
     bench = _benchmark_module()
     bench.CLOCK[0] = time.perf_counter  # (a fresh module) the sleeps count on the wall clock only
     delay, steps = 0.05, 5
     profiler = bench.ClockProfiler()
     module = MatchingNetModule(model=_model(False), optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3})
-    trainer = pl.Trainer(
-        accelerator="cpu",
+    trainer = make_trainer(
         max_steps=steps,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
         profiler=profiler,
     )
     trainer.fit(module, train_dataloaders=DataLoader(_SlowEpisodes(steps, delay), batch_size=None))
@@ -235,7 +230,7 @@ def _model(fce: bool = True, channels_last: bool = False) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("fce", [False, True])
-def test_training_step_reads_back_only_the_nan_policy_check(tmp_path: Path, fce: bool) -> None:
+def test_training_step_reads_back_only_the_nan_policy_check(make_trainer: MakeTrainer, fce: bool) -> None:
     module = MatchingNetModule(model=_model(fce), optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3})
     per_step: list[Counter[str]] = []
     logged: list[Counter[str]] = []
@@ -254,16 +249,11 @@ def test_training_step_reads_back_only_the_nan_policy_check(tmp_path: Path, fce:
 
     module.training_step = training_step  # type: ignore[method-assign]
     module._log_step = counted_log_step  # type: ignore[method-assign]
-    trainer = pl.Trainer(
-        accelerator="cpu",
+    trainer = make_trainer(
         max_steps=3,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
     )
     trainer.fit(module, train_dataloaders=DataLoader(_Episodes(3), batch_size=None))
     assert len(per_step) == 3 and len(logged) == 3

@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
+from fixture_types import MakeTrainer
 from matchnet.data import (
     Episode,
     EpisodeDataset,
@@ -161,18 +162,11 @@ class Recorder(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def test_lightning_sets_the_training_epoch(fake_datamodule: MakeDataModule) -> None:
+def test_lightning_sets_the_training_epoch(
+    fake_datamodule: MakeDataModule, make_trainer: MakeTrainer
+) -> None:
     datamodule = fake_datamodule(train_episodes_per_epoch=3, val_episodes=2)
-    trainer = pl.Trainer(
-        max_epochs=2,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
-    )
+    trainer = make_trainer(max_epochs=2, num_sanity_val_steps=0, enable_checkpointing=False, devices=1)
     recorder = Recorder()
     trainer.fit(recorder, datamodule=datamodule)
     train = datamodule.dataset("train")
