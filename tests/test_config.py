@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from omegaconf import DictConfig
 
 from matchnet.config import validate
 from matchnet.errors import MatchnetError
+from scripts import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -133,20 +133,8 @@ def test_eval_checks_data_settings() -> None:
 
 
 def _run(*args: str, cwd: Path, data_root: Path = DATA_ROOT) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {
-        "HYDRA_FULL_ERROR": "0",
-        "MATCHNET_DATA_ROOT": str(data_root),
-        "OMP_NUM_THREADS": "1",
-        "WANDB_SILENT": "true",
-    }
-    return subprocess.run(
-        [sys.executable, str(ROOT / "src" / "train.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """``src/train.py args...`` as a user runs it (in this process), with ``data_root`` as the data."""
+    return run_main("train.py", *args, cwd=cwd, check=False, env={"MATCHNET_DATA_ROOT": str(data_root)})
 
 
 @pytest.mark.slow

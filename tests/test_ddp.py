@@ -16,7 +16,7 @@ from omegaconf import open_dict
 
 from matchnet import distributed
 from matchnet.errors import MatchnetError
-from scripts import run_script
+from scripts import run_main, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -173,8 +173,10 @@ def test_ddp_sweep_jobs_keep_their_own_directory(omniglot_root: Path, tmp_path: 
 def test_bad_ddp_settings_fail_cleanly(tmp_path: Path, overrides: list[str], needle: str) -> None:
     if "trainer.devices=2" in overrides and not ddp_cpu_ok():
         pytest.skip("needs 2 CPU cores")
-    proc = run(
-        "trainer=ddp", *overrides, "logger=none", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path, check=False
+    # They fail before any rank is started: no second process is involved.
+    proc = run_main(
+        "train.py", "trainer=ddp", *overrides, "logger=none", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path,
+        check=False,
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert needle in proc.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from image_folders import draw_image, write_split_folders
-from scripts import last_json, run_script
+from scripts import last_json, run_main
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def test_train_evaluate_predict(tmp_path: Path, channels: int) -> None:
         "logger=none",
     ]
     smoke = last_json(
-        run_script(
+        run_main(
             "train.py", *data, "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path}/s", cwd=tmp_path
         )
     )
@@ -39,13 +39,13 @@ def test_train_evaluate_predict(tmp_path: Path, channels: int) -> None:
         "data.test_episodes=4",
     ]
     trained = last_json(
-        run_script("train.py", *data, *tiny, "data.augment=true", f"hydra.run.dir={tmp_path}/t", cwd=tmp_path)
+        run_main("train.py", *data, *tiny, "data.augment=true", f"hydra.run.dir={tmp_path}/t", cwd=tmp_path)
     )
     ckpt = trained["ckpt_path"]
     assert ckpt and Path(ckpt).is_file() and trained["episodes"] == 4
 
     evaluated = last_json(
-        run_script("eval.py", f"ckpt_path={ckpt}", "logger=none", f"hydra.run.dir={tmp_path}/e", cwd=tmp_path)
+        run_main("eval.py", f"ckpt_path={ckpt}", "logger=none", f"hydra.run.dir={tmp_path}/e", cwd=tmp_path)
     )
     assert evaluated["test_acc"] == trained["test_acc"] and evaluated["split"] == "folders"
 
@@ -59,7 +59,7 @@ def test_train_evaluate_predict(tmp_path: Path, channels: int) -> None:
     draw_image(6, 424242).save(queries / "a.png")  # class index 6 = test_00 (train 0-3, val 4-5)
     draw_image(7, 434343).convert("RGBA").save(queries / "b.png")
     predictions = last_json(
-        run_script(
+        run_main(
             "predict.py",
             f"ckpt_path={ckpt}",
             f"support_dir={support}",
@@ -77,7 +77,7 @@ def test_train_evaluate_predict(tmp_path: Path, channels: int) -> None:
 
 def test_bad_folder_fails_cleanly(tmp_path: Path) -> None:
     images = write_split_folders(tmp_path / "images", {"train": 3, "val": 2, "test": 2}, images=2)
-    proc = run_script(
+    proc = run_main(
         "train.py",
         "data=folder",
         f"data.root={images}",

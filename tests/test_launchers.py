@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from scripts import run_script
+from scripts import run_main, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
@@ -71,9 +71,7 @@ def test_joblib_sweep(omniglot_root: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_unknown_launcher_fails_cleanly(tmp_path: Path) -> None:
-    proc = run_script(
-        "train.py", "-m", "hydra/launcher=nonexistent", "logger=none", cwd=tmp_path, check=False
-    )
+    proc = run_main("train.py", "-m", "hydra/launcher=nonexistent", "logger=none", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "hydra/launcher/nonexistent" in proc.stderr and "submitit_slurm" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from matchnet.data import MiniImageNetDataModule, miniimagenet
 from matchnet.data.miniimagenet import SPLIT_FILES, read_split
 from matchnet.errors import MatchnetError
-from scripts import last_json, run_script
+from scripts import last_json, run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "conf" / "data" / "miniimagenet.yaml"
@@ -198,7 +198,7 @@ def test_model_config_follows_the_data(mini_root: Path) -> None:
 
 
 def run(script: str, *overrides: str, cwd: Path) -> dict:
-    return last_json(run_script(script, *overrides, "logger=none", cwd=cwd))
+    return last_json(run_main(script, *overrides, "logger=none", cwd=cwd))
 
 
 @pytest.mark.slow
