@@ -36,6 +36,7 @@ import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from matchnet.checkpoints import read_checkpoint  # noqa: E402
+from matchnet.io import atomic_open  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
@@ -426,8 +427,6 @@ def ship(models: list[Model], folder: Path) -> list[str]:
     The copies keep the weights and settings, drop the optimiser state, and point ``data.root`` at the
     default location (evaluation uses the local data root anyway). Returns the README lines.
     """
-    from matchnet.io import atomic_open
-
     by_name = {m.name: m for m in models}
     lines = [
         "# Trained Omniglot checkpoints",
