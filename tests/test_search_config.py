@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from fixture_types import ComposeConfig
 from matchnet.config import validate
 from matchnet.errors import MatchnetError
 
@@ -42,10 +43,9 @@ def test_search_space_names_real_settings(search: str) -> None:
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiments_tag_their_runs(experiment: str) -> None:
+def test_experiments_tag_their_runs(compose_config: ComposeConfig, experiment: str) -> None:
     """Every experiment is tagged first by its data set (the data module's name), then two more."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={experiment}"])
+    cfg = compose_config("train", [f"experiment={experiment}"])
     data_set = cfg.data._target_.rsplit(".", 1)[-1].removesuffix("DataModule").lower()
     assert cfg.tags[0] == data_set and len(cfg.tags) >= 3
 
@@ -62,9 +62,8 @@ def test_experiments_tag_their_runs(experiment: str) -> None:
         ("tags=omniglot", "tags='omniglot' is invalid"),
     ],
 )
-def test_bad_search_settings_are_named(override: str, needle: str) -> None:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[override])
+def test_bad_search_settings_are_named(compose_config: ComposeConfig, override: str, needle: str) -> None:
+    cfg = compose_config("train", [override])
     with pytest.raises(MatchnetError) as raised:
         validate(cfg, "train")
     assert needle in str(raised.value)
