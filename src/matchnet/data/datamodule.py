@@ -101,12 +101,11 @@ class EpisodeDataModule(pl.LightningDataModule):
         without ``_target_``), each checked; a MatchnetError names the first bad key (``name``: as
         for ``check_keys``)."""
         cls.check_keys(settings, name)
-        values = {key: plain(value) for key, value in settings.items()}
-        own = {item.name for item in fields(cls.Settings)}
+        own = {item.name for item in fields(cls.Settings)}  # the dataclasses make each value plain
         episode = EpisodeSettings(
-            **(cls.episode_defaults | {k: v for k, v in values.items() if k not in own})
+            **(cls.episode_defaults | {k: v for k, v in settings.items() if k not in own})
         )
-        source = cls.Settings(**{k: v for k, v in values.items() if k in own})
+        source = cls.Settings(**{k: v for k, v in settings.items() if k in own})
         cls._check_together(episode, source)
         if source.augments and not episode.host:
             shown = str(source.augment).lower() if isinstance(source.augment, bool) else source.augment
