@@ -7,14 +7,16 @@ import csv
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from matchnet.config import validate
+from matchnet.config import validate, validate_data
 from matchnet.errors import MatchnetError
+from matchnet.model import Conv4, MatchingNetwork
 from scripts import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,16 +82,21 @@ def test_eval_config_is_valid(logger: str) -> None:
         ("data.num_workers=-1", "data.num_workers=-1 is invalid: it must be an integer >= 0"),
         ("data.pin_memory=3", "data.pin_memory=3 is invalid: it must be true or false"),
         ("data.val_episodes=0", "data.val_episodes=0 is invalid: it must be an integer >= 1"),
-        ("model.fce_steps=-1", "model.fce_steps=-1 is invalid: it must be an integer >= 0"),
-        ("model.distance=bogus", "model.distance='bogus' is invalid: it must be one of cosine, dot, eucl"),
-        ("model.temperature=0", "model.temperature=0 is invalid: it must be a number > 0"),
+        ("model.fce_steps=-1", "model.fce_steps=-1 must be a non-negative integer"),
+        ("model.fce_steps=2.5", "model.fce_steps=2.5 is invalid: it must be an integer"),
+        ("model.distance=bogus", "model.distance='bogus' is not a known distance; choose one of: cos"),
+        ("model.temperature=0", "model.temperature=0 must be a positive finite number"),
+        ("model.temperature=hot", "model.temperature='hot' is invalid: it must be a number"),
         ("model.fce=maybe", "model.fce='maybe' is invalid: it must be true or false"),
         ("model.readout=mean", "model.readout='mean' is invalid: it must be one of attention, prototype"),
         ("model.fce_initial_read=mean", "model.fce_initial_read='mean' is invalid: it must be one of attent"),
         ("data.augment=-1", "data.augment=-1 is invalid: it must be a number from 0 (off) to 3"),
         ("data.augment=strong", "data.augment='strong' is invalid: it must be a number from 0 (off) to 3"),
         ("data.train_within_alphabet=2", "data.train_within_alphabet=2 is invalid: it must be true or false"),
-        ("model.encoder.blocks=0", "model.encoder.blocks=0 is invalid: it must be an integer >= 1"),
+        ("model.encoder.blocks=0", "model.encoder.blocks=0 must be a positive integer"),
+        ("model.encoder.blocks=5", "model.encoder.image_size=28 is too small for model.encoder.blocks=5"),
+        ("model.encoder.hidden=1.5", "model.encoder.hidden=1.5 is invalid: it must be an integer"),
+        ("trainer.deterministic=sometimes", "trainer.deterministic='sometimes' is invalid: it must be true"),
         ("optimizer.lr=0", "optimizer.lr=0 is invalid: it must be a number > 0"),
         ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is invalid: it must be a number > 0"),
         ("optimizer.weight_decay=-1", "optimizer.weight_decay=-1 is invalid: it must be a number >= 0"),
@@ -127,9 +134,26 @@ def test_bad_group_settings_are_named(overrides: list[str], needle: str) -> None
 
 def test_eval_checks_data_settings() -> None:
     with pytest.raises(MatchnetError, match="data.shot=0 is invalid"):
-        from matchnet.config import validate_data
-
         validate_data(config("eval", "data.shot=0").data)
+
+
+@pytest.mark.parametrize(
+    ("override", "build"),
+    [
+        ("model.fce_steps=-1", lambda: MatchingNetwork(Conv4(), fce_steps=-1)),
+        ("model.distance=bogus", lambda: MatchingNetwork(Conv4(), distance="bogus")),
+        ("model.readout=mean", lambda: MatchingNetwork(Conv4(), readout="mean")),
+        ("model.encoder.hidden=0", lambda: Conv4(hidden=0)),
+        ("model.encoder.blocks=6", lambda: Conv4(blocks=6)),
+    ],
+)
+def test_model_rules_are_the_constructors(override: str, build: Callable[[], object]) -> None:
+    """The config check runs the model's own constructors: one rule, one message."""
+    with pytest.raises(MatchnetError) as from_config:
+        validate(config("train", override), "train")
+    with pytest.raises(MatchnetError) as from_python:
+        build()
+    assert str(from_config.value) == str(from_python.value)
 
 
 def _run(*args: str, cwd: Path, data_root: Path = DATA_ROOT) -> subprocess.CompletedProcess[str]:
@@ -170,8 +194,8 @@ def test_sweep_with_a_bad_job_finishes_the_others(omniglot_root: Path, tmp_path:
     assert "Traceback" not in proc.stderr
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert [row["status"][:6] for row in rows] == ["ok", "failed", "ok"]
-    assert "model.distance='bogus' is invalid" in rows[1]["status"]
+    assert "model.distance='bogus' is not a known distance" in rows[1]["status"]
     assert json.loads((sweep / "1" / "result.json").read_text())["status"] == "failed"
     distances = [json.loads((sweep / j / "result.json").read_text()).get("distance") for j in "02"]
     assert distances == ["cosine", "dot"]
-    assert "failed: model.distance='bogus' is invalid" in (sweep / "summary.md").read_text()
+    assert "failed: model.distance='bogus' is not a known distance" in (sweep / "summary.md").read_text()

@@ -7,45 +7,38 @@ builds (so ``+data.wya=5`` fails too), the type and range of every known setting
 ``nan_policy``). Every failure is a :class:`~matchnet.errors.MatchnetError` that names the key, the
 value and what is allowed.
 
-A rule (:class:`~matchnet.rules.Rule`) is declared once. The data group's rules are the fields of its settings
-dataclasses (``matchnet.data.settings``): ``validate_data`` builds them, as the DataModule does, so the
-config and the Python API share every data rule (and its unknown-key check). The model, optimizer,
-scheduler and trainer are checked here against the tables below; the model's constructor keeps its own
-checks for its Python API.
+Each rule has one home, and this module only asks it:
+
+- a setting's type: the annotation of the parameter it fills (``fce: bool``, ``max_epochs: int | None``),
+  read with :func:`~matchnet.rules.from_annotation`;
+- the data group: the fields of its settings dataclasses (``matchnet.data.settings``), which
+  ``validate_data`` builds as the DataModule does, without loading any data;
+- the model's ranges and choices: its constructors (``matchnet.model``), run on the meta device by
+  :func:`check_model`, which costs no memory;
+- ranges of third-party settings (optimizer, scheduler, trainer) and of the top-level keys: the tables
+  below.
 """
 
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import hydra
+import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from matchnet.data import EpisodeDataModule
 from matchnet.errors import MatchnetError
-from matchnet.model import DISTANCES, INITIAL_READS, READOUTS
-from matchnet.rules import FLAG, SEED, Rule, choice, integer, is_int, number
+from matchnet.module import NAN_POLICIES
+from matchnet.rules import SEED, Rule, choice, from_annotation, integer, is_int, number
 
-NAN_POLICIES = ("stop", "skip")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
-
-
-MODEL_RULES = {
-    "fce": FLAG,
-    "fce_steps": integer(0),
-    "distance": choice(sorted(DISTANCES)),
-    "temperature": number(0, inclusive=False),
-    "learn_temperature": FLAG,
-    "readout": choice(READOUTS),
-    "fce_initial_read": choice(INITIAL_READS),
-    "encoder.in_channels": integer(1),
-    "encoder.hidden": integer(1),
-    "encoder.blocks": integer(1),
-    "encoder.image_size": integer(1),
-}
 
 
 OPTIMIZER_RULES = {
@@ -68,7 +61,6 @@ TRAINER_RULES = {
     "gradient_clip_val": number(0, optional=True),
     "num_nodes": integer(1),
     "accelerator": choice(ACCELERATORS),
-    "deterministic": Rule(lambda v: isinstance(v, bool) or v == "warn", "true, false or warn", True),
 }
 TOP_RULES = {
     "optimized_metric": Rule(
@@ -119,9 +111,26 @@ def _target(node: DictConfig | dict[str, Any], prefix: str) -> Callable[..., Any
 
 
 def check_keys(node: DictConfig | None, prefix: str) -> None:
-    """Every key of a ``_target_`` node (recursively) must be a parameter of what it builds."""
+    """Every key of a ``_target_`` node (recursively) must be a parameter of what it builds, of the type
+    its annotation gives (``int``, ``float | None``, ``bool``, ...)."""
     if isinstance(node, DictConfig) and "_target_" in node:
         _check_target_keys(OmegaConf.to_container(node, resolve=False), prefix)
+        _check_types(node, prefix)
+
+
+def _check_types(node: DictConfig, prefix: str) -> None:
+    target = _target(node, prefix)
+    if _is_data_module(target):  # its settings dataclasses check the types too
+        return
+    try:
+        hints = typing.get_type_hints(target.__init__ if isinstance(target, type) else target)
+    except Exception:  # unresolvable annotations (a library's forward reference): the constructor judges
+        hints = {}
+    for key, child in OmegaConf.to_container(node, resolve=False).items():
+        if isinstance(child, dict) and "_target_" in child:
+            _check_types(node[key], f"{prefix}{key}.")
+        elif key in hints and (rule := from_annotation(hints[key])) is not None:
+            rule.validate(f"{prefix}{key}", _value(node, key, prefix))
 
 
 def _is_data_module(target: Any) -> bool:
@@ -171,20 +180,19 @@ def validate_data(data: DictConfig | None) -> None:
         target.check_settings(settings, name=data.get("_target_"))
 
 
-def _check_encoder_size(model: DictConfig | None) -> None:
-    """An encoder of ``blocks`` halving blocks needs images of at least ``2**blocks`` pixels."""
-    encoder = model.get("encoder") if model is not None else None
-    if not isinstance(encoder, DictConfig) or "blocks" not in encoder or "image_size" not in encoder:
-        return
-    size = _value(encoder, "image_size", "model.encoder.")
-    blocks = _value(encoder, "blocks", "model.encoder.")
-    if size < 2**blocks:
+def check_model(model: DictConfig) -> None:
+    """Build the network on the meta device (no memory, no data): its constructors own the model's ranges
+    and choices (``model.fce_steps >= 0``, ``model.distance``, the encoder's sizes), stated once there."""
+    try:
+        with torch.device("meta"):
+            hydra.utils.instantiate(model, compile=False)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, MatchnetError):
+            raise MatchnetError(str(cause)) from cause
         raise MatchnetError(
-            f"model.encoder.image_size={size} (data.image_size) is too small for "
-            f"model.encoder.blocks={blocks}: "
-            f"each block halves the image, so it must be at least 2**blocks = {2**blocks}. Raise "
-            "data.image_size or lower model.encoder.blocks."
-        )
+            f"model.* cannot build {model.get('_target_')}: {cause or err}. Fix the model settings it names."
+        ) from err
 
 
 def _check_nan_policy(cfg: DictConfig) -> None:
@@ -220,8 +228,7 @@ def validate(cfg: DictConfig, task: str = "train") -> None:
             if node is None and group != "scheduler":
                 raise MatchnetError(f"The {group} group is missing; choose one (see conf/{group}/).")
             check_keys(node, f"{group}.")
-        check_rules(cfg.get("model"), MODEL_RULES, "model.")
-        _check_encoder_size(cfg.get("model"))
+        check_model(cfg.model)
         _check_nan_policy(cfg)
         check_rules(cfg.get("optimizer"), OPTIMIZER_RULES, "optimizer.")
         check_rules(cfg.get("scheduler"), SCHEDULER_RULES, "scheduler.")

@@ -7,6 +7,8 @@ of the data sets (:mod:`matchnet.data.settings`).
 from __future__ import annotations
 
 import numbers
+import types
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -78,3 +80,41 @@ def numbers_list(positive: bool = False, optional: bool = False) -> Rule:
 FLAG = Rule(lambda v: isinstance(v, bool), "true or false")
 TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string")
 SEED = integer(-(2**63), 2**63 - 1)
+
+
+_TYPES: dict[Any, tuple[Callable[[Any], bool], str]] = {
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (is_int, "an integer"),
+    float: (is_number, "a number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def from_annotation(hint: Any) -> Rule | None:
+    """The type rule of a parameter annotated ``hint`` (``int``, ``float | None``, ``bool | Literal["warn"]``,
+    ...), or None when the annotation names anything else (a class, a list): then the constructor judges.
+
+    The constructor's signature is the one home of a setting's type; its range lives in the constructor body.
+    """
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    checks: list[Callable[[Any], bool]] = []
+    names: list[str] = []
+    optional = False
+    for member in members:
+        if member is type(None):
+            optional = True
+        elif typing.get_origin(member) is typing.Literal:
+            options = typing.get_args(member)
+            checks.append(choice(options).check)
+            names.append(", ".join(map(repr, options)))
+        elif member in _TYPES:
+            check, name = _TYPES[member]
+            checks.append(check)
+            names.append(name)
+        else:
+            return None
+    if not checks:
+        return None
+    return Rule(
+        lambda v: any(c(v) for c in checks), " or ".join(names) + (" or null" if optional else ""), optional
+    )
