@@ -23,13 +23,14 @@ SWEEP="$RUNS/$MODEL"
 "$PY" src/train.py -m "experiment=results_${MODEL}" ckpt_path=auto "hydra.sweep.dir=$SWEEP" "$@"
 CKPT="$("$PY" benchmarks/omniglot_report.py --best "$SWEEP")"
 echo "chosen on validation: $CKPT"
+# One evaluation process per query size: way:shots:query, the shots swept by Hydra (multirun).
 if grep -q "split: lake" "conf/experiment/results_${MODEL}.yaml"; then
   SETTINGS="20:1:5"
 else
-  SETTINGS="5:1:15 5:5:15 20:1:5 20:5:5"
+  SETTINGS="5:1,5:15 20:1,5:5"
 fi
 for setting in $SETTINGS; do
-  IFS=: read -r way shot query <<<"$setting"
-  "$PY" src/eval.py "ckpt_path=$CKPT" "data.way=$way" "data.shot=$shot" "data.query=$query" \
-    "data.test_episodes=$TEST_EPISODES" "hydra.run.dir=$SWEEP/test/${way}w${shot}s"
+  IFS=: read -r way shots query <<<"$setting"
+  "$PY" src/eval.py -m "ckpt_path=$CKPT" "data.way=$way" "data.shot=$shots" "data.query=$query" \
+    "data.test_episodes=$TEST_EPISODES" "hydra.sweep.dir=$SWEEP/test" 'hydra.sweep.subdir=${data.way}w${data.shot}s'
 done

@@ -44,12 +44,19 @@ def _failed(script: str, proc: subprocess.CompletedProcess[str]) -> AssertionErr
     return AssertionError(f"{script} failed ({proc.returncode}):\n{output}")
 
 
+def _path(script: str) -> Path:
+    """``src/<script>`` for an entry point (``train.py``); other scripts by their path from the repository
+    root (``benchmarks/omniglot_report.py``)."""
+    return ROOT / script if "/" in script else ROOT / "src" / script
+
+
 @functools.cache
 def _main(script: str) -> Callable[[], Any]:
-    """The ``main`` of ``src/<script>``, imported once."""
-    spec = importlib.util.spec_from_file_location(f"entry_{Path(script).stem}", ROOT / "src" / script)
+    """The ``main`` of the script, imported once."""
+    spec = importlib.util.spec_from_file_location(f"entry_{Path(script).stem}", _path(script))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and pickling look their module up there
     spec.loader.exec_module(module)
     # Hydra finds conf/ relative to the file of a function defined in __main__, as under `python src/...`.
     inspect.unwrap(module.main).__module__ = "__main__"
@@ -59,11 +66,12 @@ def _main(script: str) -> Callable[[], Any]:
 @contextlib.contextmanager
 def _process_state(argv: list[str], cwd: Path, env: Mapping[str, str | None]) -> Iterator[None]:
     """``argv``, ``cwd`` and ``env`` for the block; afterwards this process's own back, with the root
-    logger's handlers (Hydra configures logging per run), Hydra's singleton and torch's determinism."""
+    logger's handlers (Hydra configures logging per run), Hydra's singleton, torch's determinism and
+    thread count."""
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
-    deterministic = torch.are_deterministic_algorithms_enabled()
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     os.environ.update({key: value for key, value in env.items() if value is not None})
     for key in [key for key, value in env.items() if value is None]:
         os.environ.pop(key, None)
@@ -81,6 +89,7 @@ def _process_state(argv: list[str], cwd: Path, env: Mapping[str, str | None]) ->
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
         torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(threads)
 
 
 def run_main(
@@ -90,17 +99,22 @@ def run_main(
     check: bool = True,
     env: Mapping[str, str | None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``src/<script> overrides...`` run in this process from ``cwd``, as :func:`run_script` would run it
-    in a new one: the same environment, the output captured, ``returncode`` from its ``SystemExit``."""
+    """``src/<script> overrides...`` (or ``<script>``, a path with a folder) run in this process from ``cwd``,
+    as :func:`run_script` would run it in a new one: the same environment, the output captured,
+    ``returncode`` from its ``SystemExit`` (or the integer its ``main`` returns), whose message, as
+    Python's would, goes to standard error."""
     stdout, stderr = io.StringIO(), io.StringIO()
     code = 0
-    argv = [str(ROOT / "src" / script), *overrides]
+    argv = [str(_path(script)), *overrides]
     state = _process_state(argv, cwd, _environment(env) | {"WANDB_CONSOLE": "off"})
     with state, contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
-            _main(script)()
+            returned = _main(script)()
+            code = returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+            if isinstance(exit_.code, str):
+                print(exit_.code, file=sys.stderr)
     proc = subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
     if check and code != 0:
         raise _failed(script, proc)

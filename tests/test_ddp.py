@@ -14,9 +14,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
+from ddp_probe import episode_hash
 from matchnet import distributed
+from matchnet.data import OmniglotDataModule
 from matchnet.errors import MatchnetError
-from scripts import run_main, run_script
+from scripts import last_json, run_main, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -34,25 +36,17 @@ TINY = [
 ]
 
 
-def run(
-    *overrides: str, cwd: Path, check: bool = True, script: str = "train.py"
-) -> subprocess.CompletedProcess[str]:
-    """``src/<script>`` with ``overrides`` from ``cwd``; ``tests/`` is importable (for the probe callback)."""
+def run(*overrides: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``src/train.py`` with ``overrides`` from ``cwd``; ``tests/`` is importable (for the probe callback)."""
     pythonpath = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     return run_script(
-        script,
+        "train.py",
         *overrides,
         cwd=cwd,
         check=check,
         timeout=300,
         env={"PYTHONPATH": pythonpath, distributed.ENTRY_POINT_ENV: None},
     )
-
-
-def run_eval(*overrides: str, cwd: Path) -> dict:
-    """``src/eval.py`` on one CPU process; its result line."""
-    proc = run(*overrides, "trainer.accelerator=cpu", "logger=none", cwd=cwd, script="eval.py")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def ddp_cpu_ok() -> bool:
@@ -67,91 +61,77 @@ needs_two_cpus = pytest.mark.skipif(not ddp_cpu_ok(), reason="needs 2 CPU cores 
 
 @pytest.mark.slow
 @needs_two_cpus
-def test_two_gloo_processes_split_episodes_and_write_one_run(omniglot_root: Path, tmp_path: Path) -> None:
-    from ddp_probe import episode_hash
-    from matchnet.data import OmniglotDataModule
-
-    probe = tmp_path / "probe"
+def test_ddp_sweep_splits_episodes_and_each_job_writes_one_run(omniglot_root: Path, tmp_path: Path) -> None:
+    """A two-job sweep, each job on two Gloo processes: the ranks draw disjoint episodes, every validation
+    and test episode is counted once, and each job's ranks share the job's folder (no rank starts a sweep)."""
+    sweep = tmp_path / "multirun"
     proc = run(
+        "-m",
         *DDP,
         *TINY,
+        "model.fce=true,false",
         "+callbacks.probe._target_=ddp_probe.EpisodeProbe",
-        f"+callbacks.probe.out_dir={probe}",
-        f"hydra.run.dir={tmp_path}/run",
+        "+callbacks.probe.out_dir=${hydra:runtime.output_dir}/probe",
+        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    # Every test episode counted exactly once over both ranks; 2 epochs x 2 steps x 2 episodes trained.
-    assert result["episodes"] == 7
-    # train_episodes are the tested (best validation) checkpoint's: after epoch 1 or 2 (2 ranks x 2 steps
-    # each); that both epochs ran on both ranks is checked on the probe's record below.
-    assert result["train_episodes"] in {2 * 2, 2 * 2 * 2}
-    assert sum(line.startswith("{") for line in proc.stdout.splitlines()) == 1, "one result line"
+    assert {p.name for p in tmp_path.iterdir()} == {"multirun"}, "one sweep directory"
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
+    assert (sweep / "summary.csv").read_text().count(",ok,") == 2
+    # One result line per job: rank 1 prints nothing.
+    assert sum(line.startswith('{"') for line in proc.stdout.splitlines()) == 2, proc.stdout[-3000:]
 
-    ranks = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
     # Each rank draws its own episodes of the one seeded stream: epoch e, rank r -> e * 5 + r, e * 5 + 2 + r.
     datamodule = OmniglotDataModule(
         root=str(omniglot_root), download=False, train_episodes_per_epoch=5, val_episodes=3, test_episodes=7
     )
     datamodule.setup()
-    train = datamodule.dataset("train")
-    for rank, seen in enumerate(ranks):
-        expected = [[e, episode_hash(train[e * 5 + i])] for e in (0, 1) for i in (rank, rank + 2)]
-        assert seen["train"] == expected
-    train_hashes = [h for seen in ranks for _, h in seen["train"]]
-    assert len(set(train_hashes)) == len(train_hashes) == 8
-    # Validation and test: disjoint shares, together exactly the fixed episodes (no padding).
-    test = datamodule.dataset("test")
-    assert sorted(ranks[0]["test"] + ranks[1]["test"]) == sorted(episode_hash(test[n]) for n in range(7))
-    assert (len(ranks[0]["test"]), len(ranks[1]["test"])) == (4, 3)
-    val = datamodule.dataset("val")
-    for epoch in (0, 1):
-        shares = [[h for e, h in seen["val"] if e == epoch] for seen in ranks]
-        assert sorted(shares[0] + shares[1]) == sorted(episode_hash(val[n]) for n in range(3))
+    train, val, test = (datamodule.dataset(stage) for stage in ("train", "val", "test"))
+    for job in ("0", "1"):
+        run_dir = sweep / job
+        result = json.loads((run_dir / "result.json").read_text())
+        # Every test episode counted exactly once over both ranks. train_episodes are the tested (best
+        # validation) checkpoint's: after epoch 1 or 2 (2 ranks x 2 steps each).
+        assert result["status"] == "ok" and result["episodes"] == 7, result
+        assert result["train_episodes"] in {2 * 2, 2 * 2 * 2}
 
-    # One run directory: one checkpoint folder, one W&B run, one result, rank 0's .hydra only.
-    run_dir = tmp_path / "run"
-    assert {p.name for p in tmp_path.iterdir()} == {"probe", "run"}, "one run directory"
-    assert [p for p in run_dir.rglob("checkpoints") if p.is_dir()] == [run_dir / "checkpoints"]
-    assert Path(result["ckpt_path"]).parent == run_dir / "checkpoints"
-    assert len(list(run_dir.glob("wandb/offline-run-*"))) == 1
-    assert len(list(run_dir.rglob("result.json"))) == 1
-    assert len(list(run_dir.rglob(".hydra"))) == 1
-    assert json.loads((run_dir / "result.json").read_text())["episodes"] == 7
+        ranks = [json.loads((run_dir / "probe" / f"rank{r}.json").read_text()) for r in (0, 1)]
+        for rank, seen in enumerate(ranks):
+            expected = [[e, episode_hash(train[e * 5 + i])] for e in (0, 1) for i in (rank, rank + 2)]
+            assert seen["train"] == expected
+        train_hashes = [h for seen in ranks for _, h in seen["train"]]
+        assert len(set(train_hashes)) == len(train_hashes) == 8
+        # Validation and test: disjoint shares, together exactly the fixed episodes (no padding).
+        assert sorted(ranks[0]["test"] + ranks[1]["test"]) == sorted(episode_hash(test[n]) for n in range(7))
+        assert (len(ranks[0]["test"]), len(ranks[1]["test"])) == (4, 3)
+        for epoch in (0, 1):
+            shares = [[h for e, h in seen["val"] if e == epoch] for seen in ranks]
+            assert sorted(shares[0] + shares[1]) == sorted(episode_hash(val[n]) for n in range(3))
+
+        # One run directory per job: one checkpoint folder, one W&B run, one result, rank 0's .hydra only.
+        assert [p for p in run_dir.rglob("checkpoints") if p.is_dir()] == [run_dir / "checkpoints"]
+        assert Path(result["ckpt_path"]).parent == run_dir / "checkpoints"
+        assert len(list(run_dir.glob("wandb/offline-run-*"))) == 1
+        assert len(list(run_dir.rglob("result.json"))) == 1
+        assert len(list(run_dir.rglob(".hydra"))) == 1
 
     # The metrics were reduced over both ranks: one process on the same checkpoint agrees exactly.
-    single = run_eval(f"ckpt_path={result['ckpt_path']}", f"hydra.run.dir={tmp_path}/eval", cwd=tmp_path)
+    result = json.loads((sweep / "0" / "result.json").read_text())
+    single = last_json(
+        run_main(
+            "eval.py",
+            f"ckpt_path={result['ckpt_path']}",
+            "trainer.accelerator=cpu",
+            "logger=none",
+            f"hydra.run.dir={tmp_path}/eval",
+            cwd=tmp_path,
+        )
+    )
     assert (single["test_acc"], single["test_acc_ci95"], single["episodes"]) == (
         result["test_acc"],
         result["test_acc_ci95"],
         7,
     )
-
-
-@pytest.mark.slow
-@needs_two_cpus
-def test_ddp_sweep_jobs_keep_their_own_directory(omniglot_root: Path, tmp_path: Path) -> None:
-    """Inside a multirun every job's ranks share the job's folder and no rank starts a sweep."""
-    sweep = tmp_path / "multirun"
-    run(
-        "-m",
-        *DDP,
-        "model.fce=true,false",
-        "trainer.max_epochs=1",
-        "data.train_episodes_per_epoch=2",
-        "data.val_episodes=2",
-        "data.test_episodes=3",
-        "logger=csv",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-    )
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert jobs == ["0", "1"]
-    for job in jobs:
-        result = json.loads((sweep / job / "result.json").read_text())
-        assert result["status"] == "ok" and result["episodes"] == 3 and result["train_episodes"] == 2
-    assert {p.name for p in tmp_path.iterdir()} == {"multirun"}
-    assert (sweep / "summary.csv").read_text().count(",ok,") == 2
 
 
 # ---------------------------------------------------------------------------------------------- bad input

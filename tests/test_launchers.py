@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from scripts import run_main, run_script
+from scripts import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
@@ -43,7 +43,7 @@ def check_sweep(sweep: Path) -> None:
 @pytest.mark.slow
 def test_submitit_local_sweep(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
-    run_script(
+    run_main(
         "train.py",
         *SWEEP,
         "hydra/launcher=submitit_local",
@@ -58,7 +58,7 @@ def test_submitit_local_sweep(omniglot_root: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_joblib_sweep(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
-    run_script(
+    run_main(
         "train.py",
         *SWEEP,
         "hydra/launcher=joblib",

@@ -26,9 +26,13 @@ def test_summary_lists_ok_failed_and_missing_jobs(tmp_path: Path) -> None:
         (tmp_path / job).mkdir()
         (tmp_path / job / "result.json").write_text(json.dumps(payload))
     (tmp_path / "2").mkdir()  # a job that died before writing its result
+    (tmp_path / "10").mkdir()  # numbered jobs in number order
+    (tmp_path / "5w1s").mkdir()  # a job folder named by hydra.sweep.subdir
+    (tmp_path / "5w1s" / "result.json").write_text(json.dumps(ok))
+    (tmp_path / "notes").mkdir()  # not a job: no number, no result
     SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     rows = list(csv.DictReader(io.StringIO((tmp_path / "summary.csv").read_text())))
-    assert [r["job"] for r in rows] == ["0", "1", "2"]
+    assert [r["job"] for r in rows] == ["0", "1", "2", "10", "5w1s"]
     assert rows[0]["test_acc"] == "98.12" and rows[0]["test_acc_ci95"] == "0.31"
     assert rows[1]["status"] == "failed: data.shot=0 must be >= 1"
     assert rows[2]["status"] == "failed: no result.json"

@@ -47,9 +47,15 @@ def _row(job: str, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _is_job(folder: Path) -> bool:
+    """A job's folder: Hydra's numbered default, or one named by ``hydra.sweep.subdir`` holding a result."""
+    return folder.is_dir() and (folder.name.isdigit() or (folder / RESULT_FILE).is_file())
+
+
 def _results(sweep_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     jobs = sorted(
-        (p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+        (p for p in sweep_dir.iterdir() if _is_job(p)),
+        key=lambda p: (0, int(p.name), "") if p.name.isdigit() else (1, 0, p.name),
     )
     out = []
     for job in jobs:
@@ -64,7 +70,8 @@ def _results(sweep_dir: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job folder of ``sweep_dir`` (numbered folders), failed or missing results included."""
+    """One row per job folder of ``sweep_dir`` (numbered folders, failed or missing results included, then
+    named ones), in job order."""
     return [_row(job, result) for job, result in _results(sweep_dir)]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scripts import DATA_ROOT, ROOT
+from scripts import DATA_ROOT, ROOT, run_main
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 TINY = [
@@ -53,10 +53,12 @@ def test_sweep_choice_test_report_and_ship(omniglot_root: Path, tmp_path: Path) 
         assert stored == pytest.approx(best[job])
     expected = max(best, key=lambda j: (best[j], -int(j)))
     assert f"chosen on validation: {sweep / expected / 'checkpoints' / 'best.ckpt'}" in proc.stdout
-    assert sorted(p.name for p in (sweep / "test").iterdir()) == ["20w1s", "20w5s", "5w1s", "5w5s"]
+    settings = ["20w1s", "20w5s", "5w1s", "5w5s"]
+    assert sorted(p.name for p in (sweep / "test").iterdir() if p.is_dir()) == settings
+    summary = (sweep / "test" / "summary.csv").read_text()  # both evaluation sweeps, one row a setting
+    assert [line.split(",")[0] for line in summary.splitlines()[1:]] == settings
 
-    run(
-        sys.executable,
+    run_main(
         "benchmarks/omniglot_report.py",
         "--runs",
         str(runs),
@@ -64,6 +66,7 @@ def test_sweep_choice_test_report_and_ship(omniglot_root: Path, tmp_path: Path) 
         str(out),
         "--ship",
         str(shipped),
+        cwd=ROOT,
     )
     table = (out / "omniglot.md").read_text()
     for setting in ("5-way 1-shot", "5-way 5-shot", "20-way 1-shot", "20-way 5-shot"):
@@ -84,14 +87,14 @@ def test_sweep_choice_test_report_and_ship(omniglot_root: Path, tmp_path: Path) 
     copy = torch.load(shipped / "omniglot-vinyals-5w1s.ckpt", weights_only=False)
     assert "optimizer_states" not in copy and copy["hyper_parameters"]["data"]["root"] == "data/omniglot"
     row = next(r for r in rows if (r["way"], r["shot"]) == ("5", "1"))
-    evaluated = run(
-        sys.executable,
-        "src/eval.py",
+    evaluated = run_main(
+        "eval.py",
         f"ckpt_path={shipped / 'omniglot-vinyals-5w1s.ckpt'}",
         "data.way=5",
         "data.shot=1",
         "data.query=15",
         "data.test_episodes=3",
         f"hydra.run.dir={tmp_path / 'eval'}",
+        cwd=ROOT,
     )
     assert f'"test_acc": {float(row["test_acc"])}' in evaluated.stdout.splitlines()[-1]

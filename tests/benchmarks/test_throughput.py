@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -34,6 +32,7 @@ from matchnet.data import Episode
 from matchnet.data.episodes import EpisodeDataset
 from matchnet.model import Conv4, MatchingNetwork
 from matchnet.module import MatchingNetModule
+from scripts import run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {
@@ -58,21 +57,7 @@ HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int_
 
 @pytest.mark.slow
 def test_smoke_run_prints_tables_and_json(omniglot_root: Path) -> None:
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "throughput.py"),
-            "--smoke",
-            "--data-root",
-            str(omniglot_root),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    done = run_main("benchmarks/throughput.py", "--smoke", "--data-root", str(omniglot_root), cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     result = json.loads(lines[-1])
@@ -98,13 +83,8 @@ def test_smoke_run_prints_tables_and_json(omniglot_root: Path) -> None:
 
 
 def test_missing_data_root_is_a_clear_error(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--smoke", "--data-root", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ("--smoke", "--data-root", str(tmp_path))
+    done = run_main("benchmarks/throughput.py", *args, cwd=ROOT, check=False)
     assert done.returncode != 0
     assert "images_background.zip" in done.stderr and "--data-root" in done.stderr
 
