@@ -77,6 +77,8 @@ def _process_state(argv: list[str], cwd: Path, env: Mapping[str, str | None]) ->
         os.environ.pop(key, None)
     sys.argv = argv
     os.chdir(cwd)
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # what a new process would start with
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     GlobalHydra.instance().clear()
     try:
         yield

@@ -21,6 +21,7 @@ import torch
 from matchnet.checkpoints import load_module, read_checkpoint
 from matchnet.errors import MatchnetError
 from matchnet.resume import check_compatible, resolve_ckpt_path
+from scripts import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
@@ -49,18 +50,8 @@ def _env() -> dict[str, str]:
 
 
 def train(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "src" / "train.py"), *RUN, f"hydra.run.dir={run_dir}", *overrides],
-        cwd=run_dir.parent,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check and proc.returncode != 0:
-        output = f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-        raise AssertionError(f"train.py failed ({proc.returncode}):\n{output}")
-    return proc
+    """An uninterrupted or resumed run: in this process, on one thread like the runs that are signalled."""
+    return run_main("train.py", *RUN, f"hydra.run.dir={run_dir}", *overrides, cwd=run_dir.parent, check=check)
 
 
 def start_slow(run_dir: Path, *overrides: str) -> tuple[subprocess.Popen[str], Path]:

@@ -84,13 +84,12 @@ def test_optuna_search_returns_validation_metric(omniglot_root: Path, tmp_path: 
 
 
 def test_failed_trial_is_recorded_and_search_goes_on(omniglot_root: Path, tmp_path: Path) -> None:
-    """Joblib launcher, no loggers; trials without validation cannot be scored and fail cleanly."""
+    """Trials asked two at a time, no loggers; trials without validation cannot be scored and fail cleanly.
+    (The joblib launcher, which runs such a batch in parallel, has its own test in test_launchers.py.)"""
     sweep = tmp_path / "search"
     run_main(
         "train.py",
         *SEARCH,
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
         "hydra.sweeper.n_jobs=2",
         "hydra.sweeper.n_trials=4",
         "hydra.sweeper.sampler.seed=3",
