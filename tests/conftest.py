@@ -110,3 +110,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.data)
+    # Files with end-to-end (slow) tests first: pytest-xdist hands out whole files in this order, so the
+    # long ones start early instead of finishing the run on one worker while the others sit idle.
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
