@@ -4,6 +4,7 @@ file. Training runs in-process on the fake Omniglot archives (tests/data/omniglo
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,7 +131,9 @@ def train_tiny(fake_root: Path, run_dir: Path, settings_: dict) -> dict:
     ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    return train(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.chdir(run_dir):  # outside a Hydra run, the run's files go to the working directory
+        return train(cfg)
 
 
 @pytest.mark.parametrize(

@@ -183,9 +183,10 @@ def validate_data(data: DictConfig | None) -> None:
 def check_model(model: DictConfig) -> None:
     """Build the network on the meta device (no memory, no data): its constructors own the model's ranges
     and choices (``model.fce_steps >= 0``, ``model.distance``, the encoder's sizes), stated once there."""
+    no_compile = {"compile": False} if "compile" in model else {}  # torch.compile: nothing to check, slow
     try:
         with torch.device("meta"):
-            hydra.utils.instantiate(model, compile=False)
+            hydra.utils.instantiate(model, **no_compile)
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, MatchnetError):
