@@ -22,7 +22,6 @@ Each rule has one home, and this module only asks it:
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -114,51 +113,48 @@ def check_keys(node: DictConfig | None, prefix: str) -> None:
     """Every key of a ``_target_`` node (recursively) must be a parameter of what it builds, of the type
     its annotation gives (``int``, ``float | None``, ``bool``, ...)."""
     if isinstance(node, DictConfig) and "_target_" in node:
-        _check_target_keys(OmegaConf.to_container(node, resolve=False), prefix)
-        _check_types(node, prefix)
-
-
-def _check_types(node: DictConfig, prefix: str) -> None:
-    target = _target(node, prefix)
-    if _is_data_module(target):  # its settings dataclasses check the types too
-        return
-    try:
-        hints = typing.get_type_hints(target.__init__ if isinstance(target, type) else target)
-    except Exception:  # unresolvable annotations (a library's forward reference): the constructor judges
-        hints = {}
-    for key, child in OmegaConf.to_container(node, resolve=False).items():
-        if isinstance(child, dict) and "_target_" in child:
-            _check_types(node[key], f"{prefix}{key}.")
-        elif key in hints and (rule := from_annotation(hints[key])) is not None:
-            rule.validate(f"{prefix}{key}", _value(node, key, prefix))
+        _check_target(node, OmegaConf.to_container(node, resolve=False), prefix)
 
 
 def _is_data_module(target: Any) -> bool:
     return isinstance(target, type) and issubclass(target, EpisodeDataModule)
 
 
-def _check_target_keys(node: dict[str, Any], prefix: str) -> None:
-    target = _target(node, prefix)
-    if _is_data_module(target):  # its settings dataclasses say which keys it has
-        target.check_keys([k for k in node if not k.startswith("_")], name=node["_target_"])
-        return
+def _parameters(target: Callable[..., Any]) -> Mapping[str, inspect.Parameter] | None:
+    """``target``'s parameters with their annotations evaluated (as strings when they cannot be), or None
+    for a builtin without a signature."""
     try:
-        params = inspect.signature(target).parameters
+        return inspect.signature(target, eval_str=True).parameters
     except (TypeError, ValueError):  # builtins without a signature: let them judge
+        return None
+    except Exception:  # an annotation its module cannot evaluate at run time: keys only, no types
+        return inspect.signature(target).parameters
+
+
+def _check_target(node: DictConfig, raw: dict[str, Any], prefix: str) -> None:
+    """The keys of ``node`` (``raw``: its unresolved content) first, then their types and child nodes."""
+    target = _target(raw, prefix)
+    if _is_data_module(target):  # its settings dataclasses say which keys it has, and check their types
+        target.check_keys([k for k in raw if not k.startswith("_")], name=raw["_target_"])
         return
-    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    positional = inspect.Parameter.VAR_POSITIONAL
-    names = None if open_ended else [name for name, p in params.items() if p.kind is not positional]
-    for key, child in node.items():
-        if isinstance(key, str) and key.startswith("_") and key.endswith("_"):
-            continue
-        if names is not None and key not in names:
-            raise MatchnetError(
-                f"{prefix}{key} is not a setting of {node['_target_']}; known settings: "
-                f"{', '.join(sorted(names))}. Remove it or fix its spelling."
-            )
+    settings = [k for k in raw if not (isinstance(k, str) and k.startswith("_") and k.endswith("_"))]
+    params = _parameters(target)
+    if params is None:
+        return
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        names = [name for name, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        for key in settings:
+            if key not in names:
+                raise MatchnetError(
+                    f"{prefix}{key} is not a setting of {raw['_target_']}; known settings: "
+                    f"{', '.join(sorted(names))}. Remove it or fix its spelling."
+                )
+    for key in settings:
+        child = raw[key]
         if isinstance(child, dict) and "_target_" in child:
-            _check_target_keys(child, f"{prefix}{key}.")
+            _check_target(node[key], child, f"{prefix}{key}.")
+        elif key in params and (rule := from_annotation(params[key].annotation)) is not None:
+            rule.validate(f"{prefix}{key}", _value(node, key, prefix))
 
 
 def _group_nodes(group: DictConfig | None) -> Iterable[tuple[str, DictConfig]]:
