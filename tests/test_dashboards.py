@@ -36,11 +36,10 @@ def wandb_run(folder: Path) -> dict:
 
 def test_two_sweeps_of_a_task_land_in_two_groups(omniglot_root: Path, tmp_path: Path) -> None:
     groups = []
-    for sweep, seeds in (("sweep_a", "seed=0,1"), ("sweep_b", "seed=0")):
+    for sweep, seeds, jobs in (("sweep_a", "seed=0,1", ("0", "1")), ("sweep_b", "seed=0", ("0",))):
         proc = run_main(
             "train.py", "-m", *QUICK, seeds, f"hydra.sweep.dir={tmp_path / sweep}", cwd=tmp_path
         )
-        jobs = ("0", "1") if sweep == "sweep_a" else ("0",)
         runs = [wandb_run(tmp_path / sweep / job) for job in jobs]
         assert len({run["run"]["group"] for run in runs}) == 1  # the jobs of a sweep share a group
         groups.append(runs[0]["run"]["group"])

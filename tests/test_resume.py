@@ -21,7 +21,7 @@ import torch
 from matchnet.checkpoints import load_module, read_checkpoint
 from matchnet.errors import MatchnetError
 from matchnet.resume import check_compatible, resolve_ckpt_path
-from scripts import run_main
+from scripts import last_json, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
@@ -96,10 +96,6 @@ def global_step(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
 
 
-def last_json(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
-
-
 def assert_same_weights(a: Path, b: Path) -> None:
     wa, wb = weights(a), weights(b)
     assert wa.keys() == wb.keys()
@@ -110,7 +106,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory, omniglot_root: Path) -> tuple[dict, Path]:
     run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
-    result = last_json(train(run_dir).stdout)
+    result = last_json(train(run_dir))
     assert result["train_episodes"] == EPISODES
     return result, run_dir / "checkpoints" / "last.ckpt"
 
@@ -126,7 +122,7 @@ def test_sigkill_then_resume_matches_uninterrupted(uninterrupted: tuple[dict, Pa
     assert proc.returncode == -signal.SIGKILL
     assert 0 < global_step(last) < EPISODES  # a complete (atomically written) mid-run checkpoint
 
-    resumed = last_json(train(run_dir, "ckpt_path=last").stdout)
+    resumed = last_json(train(run_dir, "ckpt_path=last"))
     assert resumed["train_episodes"] == EPISODES
     assert resumed["test_acc"] == expected["test_acc"]
     assert resumed["test_acc_ci95"] == expected["test_acc_ci95"]
@@ -149,7 +145,7 @@ def test_sigterm_saves_last_ckpt_and_resumes(uninterrupted: tuple[dict, Path], t
     record = json.loads((run_dir / "result.json").read_text())
     assert record["status"] == "interrupted" and record["ckpt_path"] == str(last)
 
-    resumed = last_json(train(run_dir, "ckpt_path=last", "logger=csv").stdout)
+    resumed = last_json(train(run_dir, "ckpt_path=last", "logger=csv"))
     assert resumed["test_acc"] == expected["test_acc"]
     assert_same_weights(last, expected_last)
     # The resumed run logs beside the first part's CSV log, not over it: one version per start.
