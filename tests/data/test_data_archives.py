@@ -106,6 +106,23 @@ def test_empty_archive_is_named(fake_root: Path) -> None:
         omniglot.find_sources(fake_root, download=False)
 
 
+def test_an_archive_is_verified_again_only_once_it_changed(
+    fake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    names_and_stamp = omniglot._Reader.names_and_stamp
+    monkeypatch.setattr(
+        omniglot._Reader, "names_and_stamp", lambda self: read.append(self.path.name) or names_and_stamp(self)
+    )
+    first = omniglot.find_sources(fake_root, download=False)
+    assert omniglot.find_sources(fake_root, download=False) == first  # a second run: no member list read
+    assert read == ["images_background.zip", "images_evaluation.zip"]
+    archive = fake_root / "images_evaluation.zip"
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])  # replaced by a damaged file
+    with pytest.raises(MatchnetError, match="images_evaluation.zip"):
+        omniglot.find_sources(fake_root, download=False)
+
+
 @pytest.mark.parametrize("change", ["drop_drawing", "wrong_set", "extra_character"])
 def test_foreign_archive_is_named(
     tmp_path: Path,

@@ -15,6 +15,7 @@ and written atomically. ``root`` must be writable whenever the cache has to be (
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -194,7 +195,24 @@ def _open(path: Path) -> Iterator[_Reader]:
 
 
 def _verify(set_name: str, path: Path) -> Source:
-    """Check the layout and counts of one set; MatchnetError naming ``path`` when it is foreign."""
+    """Check the layout and counts of one set; MatchnetError naming ``path`` when it is foreign.
+
+    A zip archive is verified once per process and size/modification time: reading its member list
+    takes about half a second, and every run of a sweep (and every stage) would otherwise repeat it.
+    """
+    if path.is_file():
+        stat = path.stat()
+        return _verify_zip(set_name, path, stat.st_size, stat.st_mtime_ns)
+    return _verify_names(set_name, path)
+
+
+@functools.lru_cache(maxsize=8)
+def _verify_zip(set_name: str, path: Path, size: int, mtime_ns: int) -> Source:
+    """:func:`_verify_names` for a zip archive; ``size`` and ``mtime_ns`` make a changed file a new key."""
+    return _verify_names(set_name, path)
+
+
+def _verify_names(set_name: str, path: Path) -> Source:
     with _open(path) as reader:
         names, stamp = reader.names_and_stamp()
     characters: dict[str, list[str]] = defaultdict(list)
