@@ -11,13 +11,20 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+RIGHT, WRONG, SUPPORT = (0.0, 0.6, 0.0), (0.85, 0.0, 0.0), (0.75, 0.75, 0.75)  # frame colours (RGB)
+_FRAME = 2  # frame width in image pixels
+_LABEL = 12  # height of a label strip in image pixels
 
-def _show(ax: plt.Axes, image: Tensor, title: str, color: str = "black") -> None:
-    """Draw one image ``[C, H, W]`` in [0, 1] without axes."""
-    array = image.detach().float().cpu().permute(1, 2, 0).numpy()
-    ax.imshow(array.squeeze(-1) if array.shape[-1] == 1 else array.clip(0, 1), cmap="gray_r", vmin=0, vmax=1)
-    ax.set_title(title, fontsize=7, color=color)
-    ax.axis("off")
+
+def _tile(image: Tensor, frame: tuple[float, float, float]) -> np.ndarray:
+    """An image ``[C, H, W]`` in [0, 1] as RGB ``[H + 4, W + 4, 3]``, framed: one channel is drawn dark on
+    white (ink), three channels as they are."""
+    array = image.detach().float().cpu().permute(1, 2, 0).numpy().clip(0, 1)
+    rgb = np.repeat(1 - array, 3, axis=-1) if array.shape[-1] == 1 else array
+    tile = np.empty((rgb.shape[0] + 2 * _FRAME, rgb.shape[1] + 2 * _FRAME, 3))
+    tile[:] = frame
+    tile[_FRAME:-_FRAME, _FRAME:-_FRAME] = rgb
+    return tile
 
 
 def plot_episode(
@@ -28,25 +35,51 @@ def plot_episode(
     predicted: Tensor,
     max_queries: int = 10,
 ) -> Figure:
-    """Support set on top, up to ``max_queries`` queries below (green: right, red: wrong).
+    """The support set on top, a column per class and a row per shot, headed ``y=<class>``; below, up to
+    ``max_queries`` queries framed green (right) or red (wrong), each labelled ``p=<predicted> y=<true>``.
+
+    One image in one axes (a 20-way 5-shot episode has 100 support images; an axes each took seconds).
 
     Args:
         support_x: ``[S, C, H, W]``; support_y: ``[S]``; query_x: ``[Q, C, H, W]``;
         query_y: ``[Q]``; predicted: ``[Q]`` predicted labels.
     """
-    n_support, n_query = len(support_x), min(len(query_x), max_queries)
-    cols = max(n_support, n_query)
-    fig, axes = plt.subplots(2, cols, figsize=(0.9 * cols + 0.5, 2.2), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(n_support):
-        _show(axes[0, i], support_x[i], f"S y={int(support_y[i])}")
+    classes = sorted({int(y) for y in support_y})
+    by_class = [[i for i in range(len(support_y)) if int(support_y[i]) == c] for c in classes]
+    n_query = min(len(query_x), max_queries)
+    cols = max(len(classes), 1)
+    shots, query_rows = max(map(len, by_class)), -(-n_query // cols)
+    th, tw = support_x.shape[2] + 2 * _FRAME, support_x.shape[3] + 2 * _FRAME
+    gap = _FRAME
+    height = _LABEL + shots * (th + gap) + _LABEL + query_rows * (th + _LABEL)
+    canvas = np.ones((height, cols * (tw + gap), 3))
+    labels: list[tuple[float, float, str, tuple[float, float, float]]] = []  # x, y, text, colour
+    for col, (label, members) in enumerate(zip(classes, by_class, strict=True)):
+        x = col * (tw + gap)
+        labels.append((x + tw / 2, _LABEL / 2, f"y={label}", (0, 0, 0)))
+        for row, index in enumerate(members):
+            y = _LABEL + row * (th + gap)
+            canvas[y : y + th, x : x + tw] = _tile(support_x[index], SUPPORT)
+    top = _LABEL + shots * (th + gap) + _LABEL
     for i in range(n_query):
         right = int(predicted[i]) == int(query_y[i])
-        _show(
-            axes[1, i], query_x[i], f"p={int(predicted[i])} y={int(query_y[i])}", "green" if right else "red"
+        x, y = (i % cols) * (tw + gap), top + (i // cols) * (th + _LABEL)
+        canvas[y : y + th, x : x + tw] = _tile(query_x[i], RIGHT if right else WRONG)
+        labels.append(
+            (
+                x + tw / 2,
+                y + th + _LABEL / 2,
+                f"p={int(predicted[i])} y={int(query_y[i])}",
+                RIGHT if right else WRONG,
+            )
         )
-    fig.tight_layout()
+    scale = 2.5 / 100  # inches per image pixel at the default 100 dpi: 2.5 screen pixels each
+    fig = plt.figure(figsize=(canvas.shape[1] * scale, canvas.shape[0] * scale))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.axis("off")
+    for x, y, text, colour in labels:
+        ax.text(x, y, text, ha="center", va="center", fontsize=6, color=colour)
     return fig
 
 
