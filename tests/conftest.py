@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import pytorch_lightning as pl
-import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
 from fixture_types import ComposeConfig, MakeTrainer
 
 if TYPE_CHECKING:
+    import pytorch_lightning as pl
+    from omegaconf import DictConfig
+
     from matchnet.data import OmniglotDataModule
+
+# The libraries are imported where they are used, not here: pytest-xdist's controlling process loads
+# this file too, and importing torch and Lightning there would delay every worker's start by seconds.
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_FIXTURES = {"omniglot_root", "vinyals_split_dir", "omniglot_datamodule"}
@@ -74,6 +76,8 @@ def compose_config() -> ComposeConfig:
     overrides as the entry points compose it (``hydra=True`` keeps the ``hydra`` node)."""
 
     def compose_(name: str = "train", overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
+        from hydra import compose, initialize_config_dir
+
         with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
             return compose(name, overrides=list(overrides), return_hydra_config=hydra)
 
@@ -86,6 +90,8 @@ def make_trainer(tmp_path: Path) -> MakeTrainer:
     progress bar or model summary; ``settings`` are further Trainer arguments (or replace these)."""
 
     def make(**settings: Any) -> pl.Trainer:
+        import pytorch_lightning as pl
+
         quiet = {
             "accelerator": "cpu",
             "logger": False,
@@ -103,6 +109,8 @@ def pytest_configure(config: pytest.Config) -> None:
     workers with a thread per core each would oversubscribe the machine (several times slower)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
+        import torch
+
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
