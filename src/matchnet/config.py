@@ -124,11 +124,15 @@ def _parameters(target: Callable[..., Any]) -> Mapping[str, inspect.Parameter] |
     """``target``'s parameters with their annotations evaluated (as strings when they cannot be), or None
     for a builtin without a signature."""
     try:
-        return inspect.signature(target, eval_str=True).parameters
+        signature = inspect.signature(target)
     except (TypeError, ValueError):  # builtins without a signature: let them judge
         return None
-    except Exception:  # an annotation its module cannot evaluate at run time: keys only, no types
-        return inspect.signature(target).parameters
+    try:
+        return inspect.signature(target, eval_str=True).parameters
+    except (NameError, AttributeError, TypeError, SyntaxError):
+        # An annotation its module cannot evaluate at run time (a name imported for type checking only):
+        # the keys are still checked, the types are left to the constructor.
+        return signature.parameters
 
 
 def _check_target(node: DictConfig, raw: dict[str, Any], prefix: str) -> None:
