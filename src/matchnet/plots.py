@@ -51,8 +51,8 @@ def plot_episode(
     shots, query_rows = max(map(len, by_class)), -(-n_query // cols)
     th, tw = support_x.shape[2] + 2 * _FRAME, support_x.shape[3] + 2 * _FRAME
     gap = _FRAME
-    height = _LABEL + shots * (th + gap) + _LABEL + query_rows * (th + _LABEL)
-    canvas = np.ones((height, cols * (tw + gap), 3))
+    top = _LABEL + shots * (th + gap) + _LABEL  # where the queries start
+    canvas = np.ones((top + query_rows * (th + _LABEL), cols * (tw + gap), 3))
     labels: list[tuple[float, float, str, tuple[float, float, float]]] = []  # x, y, text, colour
     for col, (label, members) in enumerate(zip(classes, by_class, strict=True)):
         x = col * (tw + gap)
@@ -60,19 +60,11 @@ def plot_episode(
         for row, index in enumerate(members):
             y = _LABEL + row * (th + gap)
             canvas[y : y + th, x : x + tw] = _tile(support_x[index], SUPPORT)
-    top = _LABEL + shots * (th + gap) + _LABEL
     for i in range(n_query):
-        right = int(predicted[i]) == int(query_y[i])
+        colour = RIGHT if int(predicted[i]) == int(query_y[i]) else WRONG
         x, y = (i % cols) * (tw + gap), top + (i // cols) * (th + _LABEL)
-        canvas[y : y + th, x : x + tw] = _tile(query_x[i], RIGHT if right else WRONG)
-        labels.append(
-            (
-                x + tw / 2,
-                y + th + _LABEL / 2,
-                f"p={int(predicted[i])} y={int(query_y[i])}",
-                RIGHT if right else WRONG,
-            )
-        )
+        canvas[y : y + th, x : x + tw] = _tile(query_x[i], colour)
+        labels.append((x + tw / 2, y + th + _LABEL / 2, f"p={int(predicted[i])} y={int(query_y[i])}", colour))
     scale = 2.5 / 100  # inches per image pixel at the default 100 dpi: 2.5 screen pixels each
     fig = plt.figure(figsize=(canvas.shape[1] * scale, canvas.shape[0] * scale))
     ax = fig.add_axes((0, 0, 1, 1))
