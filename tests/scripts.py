@@ -39,6 +39,19 @@ def _environment(env: Mapping[str, str | None] | None) -> dict[str, str | None]:
     } | dict(env or {})
 
 
+def fresh_environment(env: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The environment of a fresh entry-point process: this process's, then :func:`_environment`'s
+    variables, ``env`` on top (``None`` removes a variable)."""
+    full = os.environ | _environment(env)
+    return {key: value for key, value in full.items() if value is not None}
+
+
+def tests_on_path() -> dict[str, str]:
+    """``PYTHONPATH`` with ``tests/`` first, so that a fresh process can import the test-only callbacks
+    (``resume_helpers.SlowDown``, ``ddp_probe.EpisodeProbe``)."""
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))}
+
+
 def _failed(script: str, proc: subprocess.CompletedProcess[str]) -> AssertionError:
     output = f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return AssertionError(f"{script} failed ({proc.returncode}):\n{output}")
@@ -134,11 +147,10 @@ def run_script(
     """``src/<script> overrides...`` in a fresh process from ``cwd``: one thread, W&B quiet, the test
     data root, ``env`` on top (``None`` removes a variable); with ``check``, a non-zero exit fails
     the test and shows the output's end."""
-    full_env = os.environ | _environment(env)
     proc = subprocess.run(
         [sys.executable, str(ROOT / "src" / script), *overrides],
         cwd=cwd,
-        env={key: value for key, value in full_env.items() if value is not None},
+        env=fresh_environment(env),
         capture_output=True,
         text=True,
         timeout=timeout,

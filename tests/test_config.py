@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +16,10 @@ from omegaconf import DictConfig
 from matchnet.config import validate, validate_data
 from matchnet.errors import MatchnetError
 from matchnet.model import Conv4, MatchingNetwork
-from scripts import run_main
+from scripts import DATA_ROOT, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
 
 
 def config(name: str, *overrides: str) -> DictConfig:

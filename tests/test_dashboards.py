@@ -3,7 +3,6 @@ entry point as job type, the experiment's tags, the whole config and parameter c
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import DATA_ROOT, run_main
+from scripts import fresh_environment, run_main, tests_on_path
 from wandb_records import read_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,13 +77,7 @@ def test_interrupted_run_has_its_whole_config(omniglot_root: Path, tmp_path: Pat
             f"+callbacks.slow.marker={marker}",
         ],
         cwd=tmp_path,
-        env=os.environ
-        | {
-            "WANDB_SILENT": "true",
-            "OMP_NUM_THREADS": "1",
-            "MATCHNET_DATA_ROOT": str(DATA_ROOT),
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
-        },
+        env=fresh_environment(tests_on_path()),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +17,9 @@ from ddp_probe import episode_hash
 from matchnet import distributed
 from matchnet.data import OmniglotDataModule
 from matchnet.errors import MatchnetError
-from scripts import last_json, run_main, run_script
+from scripts import last_json, run_main, run_script, tests_on_path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
 # Two CPU processes with Gloo; E = 5 training episodes per epoch -> 2 per rank (one dropped), 7 test
 # episodes -> 4 + 3 (no padding), 3 validation episodes -> 2 + 1.
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
@@ -38,14 +35,13 @@ TINY = [
 
 def run(*overrides: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     """``src/train.py`` with ``overrides`` from ``cwd``; ``tests/`` is importable (for the probe callback)."""
-    pythonpath = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     return run_script(
         "train.py",
         *overrides,
         cwd=cwd,
         check=check,
         timeout=300,
-        env={"PYTHONPATH": pythonpath, distributed.ENTRY_POINT_ENV: None},
+        env=tests_on_path() | {distributed.ENTRY_POINT_ENV: None},
     )
 
 

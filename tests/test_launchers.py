@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from omegaconf import OmegaConf
 from scripts import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
 # Two quick jobs: a few episodes of each stage, no loggers.
 SWEEP = [
     "-m",

@@ -8,7 +8,6 @@ resumes it, mid-epoch included. Entry points run as subprocesses, like ``test_en
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,10 +20,9 @@ import torch
 from matchnet.checkpoints import load_module, read_checkpoint
 from matchnet.errors import MatchnetError
 from matchnet.resume import check_compatible, resolve_ckpt_path
-from scripts import last_json, run_main
+from scripts import fresh_environment, last_json, run_main, tests_on_path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
 EPISODES = 16  # 2 epochs of 8 episodes
 RUN = [
     "trainer.max_epochs=2",
@@ -38,15 +36,6 @@ RUN = [
 ]
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
-
-
-def _env() -> dict[str, str]:
-    return os.environ | {
-        "HYDRA_FULL_ERROR": "0",
-        "MATCHNET_DATA_ROOT": str(DATA_ROOT),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
-    }
 
 
 def train(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -68,7 +57,7 @@ def start_slow(run_dir: Path, *overrides: str) -> tuple[subprocess.Popen[str], P
             *overrides,
         ],
         cwd=run_dir.parent,
-        env=_env(),
+        env=fresh_environment(tests_on_path()),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scripts import DATA_ROOT, ROOT, run_main
+from scripts import ROOT, fresh_environment, run_main
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 TINY = [
@@ -25,13 +24,8 @@ TINY = [
 
 
 def run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = os.environ | {
-        "OMP_NUM_THREADS": "1",
-        "MATCHNET_DATA_ROOT": str(DATA_ROOT),
-        "WANDB_SILENT": "true",
-    }
     proc = subprocess.run(
-        command, cwd=ROOT, env=full_env | (env or {}), capture_output=True, text=True, timeout=600
+        command, cwd=ROOT, env=fresh_environment(env), capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, f"{command} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
