@@ -46,7 +46,7 @@ def fresh_environment(env: Mapping[str, str | None] | None = None) -> dict[str, 
     return {key: value for key, value in full.items() if value is not None}
 
 
-def tests_on_path() -> dict[str, str]:
+def pythonpath_with_tests() -> dict[str, str]:
     """``PYTHONPATH`` with ``tests/`` first, so that a fresh process can import the test-only callbacks
     (``resume_helpers.SlowDown``, ``ddp_probe.EpisodeProbe``)."""
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import fresh_environment, run_main, tests_on_path
+from scripts import fresh_environment, pythonpath_with_tests, run_main
 from wandb_records import read_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def test_interrupted_run_has_its_whole_config(omniglot_root: Path, tmp_path: Pat
             f"+callbacks.slow.marker={marker}",
         ],
         cwd=tmp_path,
-        env=fresh_environment(tests_on_path()),
+        env=fresh_environment(pythonpath_with_tests()),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -17,7 +17,7 @@ from ddp_probe import episode_hash
 from matchnet import distributed
 from matchnet.data import OmniglotDataModule
 from matchnet.errors import MatchnetError
-from scripts import last_json, run_main, run_script, tests_on_path
+from scripts import last_json, pythonpath_with_tests, run_main, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two CPU processes with Gloo; E = 5 training episodes per epoch -> 2 per rank (one dropped), 7 test
@@ -41,7 +41,7 @@ def run(*overrides: str, cwd: Path, check: bool = True) -> subprocess.CompletedP
         cwd=cwd,
         check=check,
         timeout=300,
-        env=tests_on_path() | {distributed.ENTRY_POINT_ENV: None},
+        env=pythonpath_with_tests() | {distributed.ENTRY_POINT_ENV: None},
     )
 
 

@@ -20,7 +20,7 @@ import torch
 from matchnet.checkpoints import load_module, read_checkpoint
 from matchnet.errors import MatchnetError
 from matchnet.resume import check_compatible, resolve_ckpt_path
-from scripts import fresh_environment, last_json, run_main, tests_on_path
+from scripts import fresh_environment, last_json, pythonpath_with_tests, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 EPISODES = 16  # 2 epochs of 8 episodes
@@ -57,7 +57,7 @@ def start_slow(run_dir: Path, *overrides: str) -> tuple[subprocess.Popen[str], P
             *overrides,
         ],
         cwd=run_dir.parent,
-        env=fresh_environment(tests_on_path()),
+        env=fresh_environment(pythonpath_with_tests()),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
