@@ -18,6 +18,9 @@ In one run, on one machine, it measures:
 3. **Evaluation** episodes per second (``trainer.test``, timed the same way) per setting, and the peak
    resident memory of a 20-way 5-shot FCE training run (``src/train.py`` in a subprocess,
    ``getrusage(RUSAGE_CHILDREN)``).
+4. **Precision**: the compute floor in fp32 and under bf16 autocast per setting and FCE choice, which
+   of the two this machine prefers, and what the default ``trainer.precision`` (``matchnet.precision``)
+   picks on it.
 
 All times are medians, on this process's CPU clock unless ``--wall``. The last line of standard
 output is one JSON object; the full run also writes ``results/throughput.md``.
@@ -57,6 +60,8 @@ import torch.nn.functional as F
 from pytorch_lightning.profilers import SimpleProfiler
 from torch import Tensor
 from torch.utils.benchmark import Timer
+
+from matchnet.precision import BF16, FP32, auto_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "throughput.md"
@@ -272,8 +277,11 @@ def model_config(fce: bool, **overrides: Any) -> dict[str, Any]:
     return OmegaConf.to_container(cfg.model, resolve=True) | overrides  # type: ignore[operator]
 
 
-def floor_s(model: dict[str, Any], episode: Any, min_run_time: float) -> float:
-    """Compute floor: the model's forward, loss, backward and Adam step on one pre-built episode."""
+def floor_s(model: dict[str, Any], episode: Any, min_run_time: float, bf16: bool = False) -> float:
+    """Compute floor: the model's forward, loss, backward and Adam step on one pre-built episode.
+
+    ``bf16``: the forward and loss under bf16 autocast, as ``trainer.precision=bf16-mixed`` runs them.
+    """
     from matchnet.module import MatchingNetModule
 
     torch.manual_seed(0)
@@ -282,7 +290,9 @@ def floor_s(model: dict[str, Any], episode: Any, min_run_time: float) -> float:
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        F.nll_loss(module(episode), episode.query_y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.nll_loss(module(episode).float(), episode.query_y)
+        loss.backward()
         optimizer.step()
 
     return timed("step()", min_run_time, step=step)
@@ -361,6 +371,23 @@ def measure_steps(
     return rows, profile
 
 
+def precisions(root: Path, min_run_time: float, settings: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    """Floor ms per setting and FCE choice in fp32 and under bf16 autocast, and their ratio."""
+    rows: dict[str, Any] = {}
+    for way, shot in settings:
+        episode = datamodule(root, way, shot, train=1).dataset("train")[0]
+        for fce in (False, True):
+            fp32, bf16 = (
+                1e3 * floor_s(model_config(fce), episode, min_run_time, bf16=half) for half in (False, True)
+            )
+            rows[f"{setting_name(way, shot)}/fce_{'on' if fce else 'off'}"] = {
+                "fp32_ms": fp32,
+                "bf16_ms": bf16,
+                "bf16_over_fp32": bf16 / fp32,
+            }
+    return rows
+
+
 def memory_formats(root: Path, min_run_time: float) -> dict[str, float]:
     """Floor ms of 20-way 5-shot (FCE on), encoder contiguous (NCHW) vs channels-last (full run)."""
     episode = datamodule(root, 20, 5, train=1).dataset("train")[0]
@@ -411,6 +438,10 @@ STEP_TABLE = (
     "| {name} | {images} | {step_ms:.1f} | {floor_ms:.1f} | {over_floor:.2f}x "
     "| {wait_ms:.2f} ({wait_pct:.1f}%) | {eval_eps:.1f} |",
 )
+PRECISION_TABLE = (
+    "| setting | fp32 floor ms | bf16 floor ms | bf16 / fp32 |",
+    "| {name} | {fp32_ms:.1f} | {bf16_ms:.1f} | {bf16_over_fp32:.2f}x |",
+)
 PROFILE_TABLE = ("| action | ms/step |", "| `{name}` | {ms:.2f} |")
 
 
@@ -439,6 +470,12 @@ def report(
         "forward + loss + backward + Adam on one pre-built episode); data wait = the episode fetch; "
         "eval = trainer.test:",
         table(STEP_TABLE, steps),
+        "Precision: the compute floor in fp32 and under bf16 autocast (`trainer.precision=bf16-mixed`), "
+        "same episodes:",
+        table(PRECISION_TABLE, result["precision_ms"]),
+        f"This machine prefers **{result['preferred_precision']}** (bf16 / fp32 floor, geometric mean "
+        f"{result['bf16_over_fp32']:.2f}x); the default `trainer.precision` (matchnet.precision) picks "
+        f"**{result['auto_precision']}** on it.",
         "Peak RSS of a 20-way 5-shot FCE training run (src/train.py, subprocess): "
         f"{result['peak_rss_mb']:.0f} MB",
         "Where a 5-way 1-shot FCE training step goes (Lightning's SimpleProfiler actions that run once per "
@@ -507,6 +544,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             root, sizes, Path(tmp) / "logs", SETTINGS[:1] if mode == "smoke" else SETTINGS
         )
         rss = peak_rss_mb(root, sizes.rss_steps, Path(tmp) / "rss_run")
+        precision = precisions(root, sizes.floor_s, SETTINGS[:1] if mode == "smoke" else SETTINGS)
+    ratio = statistics.geometric_mean(row["bf16_over_fp32"] for row in precision.values())
     off = [row for name, row in steps.items() if name.endswith("fce_off")]
     on = [row for name, row in steps.items() if name.endswith("fce_on")]
     result: dict[str, Any] = {
@@ -524,6 +563,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "threads": info["threads"],
         "clock": "wall" if args.wall else "process_cpu",
         "profile_ms": profile,
+        "precision_ms": precision,
+        "bf16_over_fp32": ratio,
+        "preferred_precision": BF16 if ratio < 1 else FP32,
+        "auto_precision": auto_precision("cpu"),
     }
     if mode == "full":
         result["memory_format_ms"] = memory_formats(root, sizes.floor_s)

@@ -56,6 +56,7 @@ HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int_
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_smoke_run_prints_tables_and_json(omniglot_root: Path) -> None:
     done = run_main("benchmarks/throughput.py", "--smoke", "--data-root", str(omniglot_root), cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -79,6 +80,14 @@ def test_smoke_run_prints_tables_and_json(omniglot_root: Path) -> None:
     assert "| setting | images | step ms | floor ms | step/floor |" in text
     assert "| 20w5s | 400 |" in text and "| 5w1s/fce_on | 80 |" in text
     assert "Peak RSS" in text
+    assert set(result["precision_ms"]) == set(result["floor_ms"])
+    for row in result["precision_ms"].values():
+        assert row["fp32_ms"] > 0 and row["bf16_ms"] > 0
+        assert row["bf16_over_fp32"] == pytest.approx(row["bf16_ms"] / row["fp32_ms"])
+    assert result["preferred_precision"] == ("bf16-mixed" if result["bf16_over_fp32"] < 1 else "32-true")
+    assert result["auto_precision"] in ("bf16-mixed", "32-true")
+    assert "| setting | fp32 floor ms | bf16 floor ms | bf16 / fp32 |" in text
+    assert f"This machine prefers **{result['preferred_precision']}**" in text
     assert "| action | ms/step |" in text and "| `run_training_batch` |" in text
 
 
