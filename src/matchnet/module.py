@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 STAGES = ("train", "val", "test")
 NAN_POLICIES = ("stop", "skip")
+#: The model setting that starts the encoder from another checkpoint's encoder weights
+#: (``model.encoder_init=PATH``); it is the module's, not the network constructor's.
+ENCODER_INIT = "encoder_init"
 
 
 class NonFiniteLossError(MatchnetError):
@@ -38,6 +41,11 @@ def _plain(config: Mapping[str, Any] | DictConfig | None) -> dict[str, Any] | No
     return OmegaConf.to_container(OmegaConf.create(dict(config)), resolve=True)  # type: ignore[return-value]
 
 
+def network_config(model: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings the network is built from: the model config without ``encoder_init``."""
+    return {key: value for key, value in model.items() if key != ENCODER_INIT}
+
+
 def mean_ci95(values: Tensor) -> tuple[float, float]:
     """Mean and half-width of the normal-approximation 95% confidence interval.
 
@@ -50,6 +58,16 @@ def mean_ci95(values: Tensor) -> tuple[float, float]:
         return float("nan"), float("nan")
     std = values.std(unbiased=True).item() if n > 1 else 0.0
     return values.mean().item(), 1.96 * std / math.sqrt(n)
+
+
+def _episode_numbers(loaders: Any) -> list[int] | None:
+    """The episode numbers this process's test DataLoader yields, in order (its sampler's indices; one
+    item is one episode), or None when they are not known up front (the batch index is the number)."""
+    loader = loaders[0] if isinstance(loaders, (list, tuple)) and len(loaders) == 1 else loaders
+    sampler = getattr(loader, "sampler", None)
+    if getattr(loader, "batch_size", 1) is not None or sampler is None or not hasattr(sampler, "__len__"):
+        return None
+    return [int(n) for n in sampler]
 
 
 class MatchingNetModule(pl.LightningModule):
@@ -94,7 +112,7 @@ class MatchingNetModule(pl.LightningModule):
         )
         self.nan_policy = nan_policy
         self.skipped_episodes = 0
-        net = hydra.utils.instantiate(self.hparams.model)
+        net = hydra.utils.instantiate(network_config(self.hparams.model))
         if not isinstance(net, MatchingNetwork):
             raise MatchnetError(
                 f"model._target_ built a {type(net).__name__}, not a matchnet.model.MatchingNetwork; "
@@ -115,7 +133,20 @@ class MatchingNetModule(pl.LightningModule):
         )
         self.val_acc_best = MaxMetric()
         self.test_episode_acc = CatMetric()
+        # Which episode each accuracy belongs to (under DDP each rank tests its share; gathered alike).
+        self.test_episode_number = CatMetric(nan_strategy="disable")
+        self._test_numbers: list[int] | None = None
         self.trained_episodes = 0
+
+    def init_encoder(self, path: str) -> None:
+        """Start the encoder from the encoder weights of the checkpoint at ``path`` (``model.encoder_init``).
+
+        For a fresh run only (``src/train.py`` calls it before fitting, not when resuming); a missing,
+        foreign or differently shaped checkpoint raises a MatchnetError naming ``model.encoder_init``.
+        """
+        from matchnet.checkpoints import load_encoder  # checkpoints imports this module
+
+        load_encoder(self.net.encoder, path)
 
     def forward(self, episode: Episode) -> Tensor:
         """Log-probabilities of the query labels, ``[N*Q, N]``."""
@@ -180,15 +211,30 @@ class MatchingNetModule(pl.LightningModule):
         # 1-d, not 0-d: torchmetrics can gather different counts per DDP rank only for 1-d states
         # (a rank holding a single 0-d value would mismatch the all_gather of shapes).
         self.test_episode_acc.update(acc.reshape(1))
+        number = batch_idx if self._test_numbers is None else self._test_numbers[batch_idx]
+        self.test_episode_number.update(torch.tensor([number], device=acc.device))
 
     def on_test_epoch_start(self) -> None:
         self.test_episode_acc.reset()
+        self.test_episode_number.reset()
+        self._test_numbers = _episode_numbers(self.trainer.test_dataloaders)
 
     def on_test_epoch_end(self) -> None:
-        per_episode = self.test_episode_acc.compute()
+        # reshape: with a single episode, CatMetric.compute returns a 0-d tensor
+        per_episode = self.test_episode_acc.compute().reshape(-1)
+        numbers = self.test_episode_number.compute().reshape(-1)
+        order = torch.argsort(numbers, stable=True)  # episode order, whatever rank tested each
+        per_episode, numbers = per_episode[order], numbers[order]
         mean, ci95 = mean_ci95(per_episode)
         self.log("test/acc_ci95", ci95)
-        self.test_summary = {"test_acc": mean, "test_acc_ci95": ci95, "episodes": per_episode.numel()}
+        self.test_summary = {
+            "test_acc": mean,
+            "test_acc_ci95": ci95,
+            "episodes": per_episode.numel(),
+            # per test episode, in episode order: its number in the test set and its accuracy
+            "episode_numbers": [int(n) for n in numbers.tolist()],
+            "episode_accuracies": per_episode.tolist(),
+        }
 
     def _episodes_per_step(self) -> int:
         """Training episodes per optimiser step: one per process (``trainer.world_size`` under DDP)."""

@@ -15,10 +15,11 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from matchnet.checkpoints import AtomicCheckpointIO, load_module
+from matchnet.comparisons import write_test_episodes
 from matchnet.config import validate, validate_data
 from matchnet.distributed import check_episodes, instantiate_trainer, is_global_zero
 from matchnet.errors import MatchnetError
-from matchnet.module import MatchingNetModule
+from matchnet.module import ENCODER_INIT, MatchingNetModule
 from matchnet.preemption import interruption
 from matchnet.resume import LAST, ResumeEpisodes, check_compatible, checkpoint_dir, resolve_ckpt_path
 from matchnet.tracking import RunInfo, optimized_value, print_config_tree, wandb_settings
@@ -92,14 +93,25 @@ def _result(
         "way": datamodule.way,
         "shot": datamodule.shot,
         "query": datamodule.query,
-        "fce": model["fce"],
-        "fce_steps": model["fce_steps"],
-        "distance": model["distance"],
+        "fce": module.net.fce,
+        "fce_steps": model.get("fce_steps", 0),
+        "distance": module.net.kernel.distance_name,
         "readout": model.get("readout", "attention"),
         "split": datamodule.split,
         "train_episodes": module.trained_episodes,
+        "world_size": trainer.world_size,  # processes, each training one episode per step
         "seed": cfg.seed,
-    }
+        "episode_seed": datamodule.episode_seed,
+    } | (module.result_fields() if hasattr(module, "result_fields") else {})
+
+
+def _keep_test_episodes(module: MatchingNetModule, datamodule: Any) -> None:
+    """Write the per-episode test accuracies and what identifies the episodes beside ``result.json``
+    (``test_episodes.csv`` and ``.json``, see :mod:`matchnet.comparisons`); global rank 0 only."""
+    if is_global_zero():
+        summary = module.test_summary
+        settings = datamodule.test_episode_settings()
+        write_test_episodes(output_dir(), summary["episode_numbers"], summary["episode_accuracies"], settings)
 
 
 def _log_result(loggers: list[Logger], result: dict[str, Any], cfg: DictConfig) -> None:
@@ -125,6 +137,24 @@ def _finish_wandb(loggers: list[Logger]) -> None:
         wandb.finish()
 
 
+def build_module(cfg: DictConfig) -> MatchingNetModule:
+    """The LightningModule of ``cfg``: the Matching Network, or the training ``method``'s (a subclass of
+    MatchingNetModule, e.g. the baseline classifier: ``conf/experiment/results_baseline.yaml``)."""
+    settings = {
+        "model": cfg.model,
+        "optimizer": cfg.optimizer,
+        "scheduler": cfg.get("scheduler"),
+        "data": cfg.data,
+        "nan_policy": cfg.get("nan_policy", "stop"),
+    }
+    method = cfg.get("method")
+    if method is None:
+        return MatchingNetModule(**settings)
+    own = OmegaConf.to_container(method, resolve=True)
+    assert isinstance(own, dict)
+    return hydra.utils.get_class(own.pop("_target_"))(**settings, **own)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit on training episodes, keep the best checkpoint by ``val/acc``, test it.
 
@@ -140,17 +170,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print_config_tree(cfg, output_dir())
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
-    module = MatchingNetModule(
-        model=cfg.model,
-        optimizer=cfg.optimizer,
-        scheduler=cfg.get("scheduler"),
-        data=cfg.data,
-        nan_policy=cfg.get("nan_policy", "stop"),
-    )
+    module = build_module(cfg)
+    encoder_init = cfg.model.get(ENCODER_INIT)
+    if encoder_init and ckpt_path is None:  # a resumed run has its weights from its checkpoint
+        module.init_encoder(encoder_init)
+        log.info("Encoder weights from %s (model.%s)", encoder_init, ENCODER_INIT)
     loggers = build_loggers(cfg)
     try:
         trainer = _trainer(cfg, loggers)
-        check_episodes(trainer, datamodule, ("train", "val", "test"))
+        check_episodes(trainer, datamodule, datamodule.stages)
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
             fitted = {name: float(value) for name, value in trainer.callback_metrics.items()}
@@ -159,6 +187,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         except SIGTERMException as stop:
             raise interruption(trainer, checkpoint_dir(cfg, output_dir()) / LAST) from stop
+        _keep_test_episodes(module, datamodule)
         result = _result(module, datamodule, trainer, cfg) | {
             "optimized_metric": cfg.get("optimized_metric"),
             "optimized_value": optimized,
@@ -171,6 +200,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 MACHINE_DATA_KEYS = ("root", "download", "num_workers", "pin_memory", "persistent_workers", "device")
+#: The stages ``evaluate`` reads: the data is checked for these only (a way larger than the validation
+#: split is no reason to refuse a test on the test split).
+EVAL_STAGES = ("test",)
 
 
 def data_config_for_eval(cfg: DictConfig, stored: dict[str, Any] | None) -> DictConfig:
@@ -184,6 +216,8 @@ def data_config_for_eval(cfg: DictConfig, stored: dict[str, Any] | None) -> Dict
     if stored is None or any(o.split("=", 1)[0].lstrip("+~") == "data" for o in overrides):
         return cfg.data
     merged = OmegaConf.create(stored)
+    if "seed" in merged and "episode_seed" not in merged:  # written before data.episode_seed: then
+        merged.episode_seed = merged.seed  # data.seed drew the val/test episodes too
     if merged.get("_target_") == cfg.data.get("_target_"):
         for key in MACHINE_DATA_KEYS:
             if key in merged and key in cfg.data:
@@ -195,26 +229,51 @@ def data_config_for_eval(cfg: DictConfig, stored: dict[str, Any] | None) -> Dict
     return merged
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Test a checkpoint on ``data.test_episodes`` episodes."""
-    if not cfg.get("ckpt_path"):
+def _parameter_free_module(cfg: DictConfig) -> MatchingNetModule:
+    """The module of ``model=...`` for ``src/eval.py`` without a checkpoint: only a model with nothing to
+    train (``model=pixels``) can be tested so; any other needs its trained weights (``ckpt_path``)."""
+    if cfg.get("ckpt_path"):
         raise MatchnetError(
-            "ckpt_path is not set; pass the checkpoint to evaluate, e.g. ckpt_path=PATH/best.ckpt."
+            f"ckpt_path={cfg.ckpt_path} and a model group were both given; a checkpoint brings its own "
+            "model settings. Drop the model=... override (it is only for parameter-free models such as "
+            "model=pixels)."
+        )
+    module = MatchingNetModule(model=cfg.model, optimizer={})
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    if trainable:
+        raise MatchnetError(
+            f"The model group ({cfg.model.get('_target_')} with encoder "
+            f"{OmegaConf.select(cfg.model, 'encoder._target_')}) has {trainable} trainable parameters and no "
+            "trained weights; pass ckpt_path=PATH (a checkpoint written by src/train.py) instead. model=... "
+            "without a checkpoint is for parameter-free models such as model=pixels."
+        )
+    return module
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test a checkpoint (or a parameter-free ``model=...``, e.g. ``model=pixels``) on
+    ``data.test_episodes`` episodes."""
+    if not cfg.get("ckpt_path") and cfg.get("model") is None:
+        raise MatchnetError(
+            "ckpt_path is not set; pass the checkpoint to evaluate, e.g. ckpt_path=PATH/best.ckpt (or a "
+            "parameter-free model without one, e.g. model=pixels)."
         )
     validate(cfg, "eval")
-    module = load_module(cfg.ckpt_path)
+    module = load_module(cfg.ckpt_path) if cfg.get("model") is None else _parameter_free_module(cfg)
     if is_global_zero():
         print_config_tree(cfg, output_dir())
     pl.seed_everything(cfg.seed, workers=True)
     data = data_config_for_eval(cfg, module.hparams.get("data"))
-    validate_data(data)
-    datamodule = hydra.utils.instantiate(data)
+    validate_data(data, EVAL_STAGES)
+    datamodule = hydra.utils.instantiate(data, stages=EVAL_STAGES)
     loggers = build_loggers(cfg)
     try:
         trainer = _trainer(cfg, loggers)
-        check_episodes(trainer, datamodule, ("test",))
+        check_episodes(trainer, datamodule, datamodule.stages)
         trainer.test(module, datamodule=datamodule, verbose=False)
-        result = _result(module, datamodule, trainer, cfg) | {"ckpt_path": str(cfg.ckpt_path)}
+        _keep_test_episodes(module, datamodule)
+        ckpt = cfg.get("ckpt_path")
+        result = _result(module, datamodule, trainer, cfg) | {"ckpt_path": str(ckpt) if ckpt else None}
         _log_result(loggers, result, cfg)
     finally:
         _finish_wandb(loggers)

@@ -71,6 +71,35 @@ def test_too_many_ways_for_the_split(fake_root: Path, settings: dict[str, object
     assert not (fake_root / "cache").exists()  # rejected before the cache is built
 
 
+def test_only_the_stages_a_run_reads_are_checked(fake_root: Path) -> None:
+    """A run that reads the test split alone (src/eval.py) is not refused because of another split."""
+    from matchnet.config import validate_data
+
+    lake = {"root": str(fake_root), "download": False, "split": "lake"}  # classes: 24 train, 6 val, 9 test
+    with pytest.raises(MatchnetError, match="data.way=7 but the lake val split has only 6 classes"):
+        OmniglotDataModule(**lake, way=7).setup()
+    datamodule = OmniglotDataModule(**lake, way=7, stages=["test"])
+    datamodule.setup()
+    assert datamodule.stages == ("test",)
+    episode = datamodule.dataset("test")[0]
+    assert episode.way == 7 and episode.support_y.unique().numel() == 7
+    with pytest.raises(ValueError, match="reads only the stages \\('test',\\), not 'val'"):
+        datamodule.dataset("val")
+    with pytest.raises(MatchnetError, match="data.way=10 but the lake test split has only 9 classes"):
+        OmniglotDataModule(**lake, way=10, stages=["test"]).setup()
+    # Settings of the training episodes alone: refused for training, not for a test.
+    too_many_drawings = {"train_shot": 15, "query": 6}
+    with pytest.raises(MatchnetError, match=r"data.train_shot \+ data.query = 15 \+ 6 = 21"):
+        OmniglotDataModule(**lake, **too_many_drawings)
+    config = OmegaConf.merge(OmegaConf.load(CONFIG), lake, too_many_drawings, {"seed": 0})
+    with pytest.raises(MatchnetError, match=r"data.train_shot \+ data.query"):
+        validate_data(config)
+    validate_data(config, stages=("test",))
+    assert OmniglotDataModule(**lake, **too_many_drawings, stages=("test",)).stages == ("test",)
+    with pytest.raises(ValueError, match="non-empty selection"):
+        OmniglotDataModule(**lake, stages=["testing"])
+
+
 def test_class_counts(fake_datamodule: MakeDataModule) -> None:
     counts = {"vinyals": (24, 24, 36), "lake": (24, 6, 9)}
     for split, expected in counts.items():

@@ -283,7 +283,7 @@ class ImageFolderDataModule(EpisodeDataModule):
             folders = scan_folder(self.root, self.layout, self.split_fractions, self.split_seed)
             self.split = folders.layout
             self._check_ways({stage: len(folders.stages[stage]) for stage in STAGES})
-            for stage in STAGES:
+            for stage in self.stages:
                 members = folders.stages[stage]
                 self._check_class_sizes(
                     stage, [len(c.files) for c in members], [str(c.folder) for c in members]

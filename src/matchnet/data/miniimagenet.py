@@ -235,7 +235,7 @@ class MiniImageNetDataModule(EpisodeDataModule):
             data = load_miniimagenet(self.root, self.download)
             self._check_ways({stage: len(data.stage_labels[stage]) for stage in STAGES})
             counts = torch.bincount(data.labels, minlength=len(data.class_names)).tolist()
-            for stage in STAGES:
+            for stage in self.stages:
                 labels = data.stage_labels[stage]
                 self._check_class_sizes(
                     stage, [counts[i] for i in labels], [data.class_names[i] for i in labels]

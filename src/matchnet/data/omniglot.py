@@ -26,7 +26,7 @@ import urllib.request
 import zipfile
 import zlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -459,8 +459,8 @@ class OmniglotDataModule(EpisodeDataModule):
         self._classes: dict[str, list[tuple[int, int]]] = {}
 
     @classmethod
-    def _check_together(cls, episode: EpisodeSettings, source: Settings) -> None:
-        for stage in ("train", "val"):
+    def _check_together(cls, episode: EpisodeSettings, source: Settings, stages: Sequence[str]) -> None:
+        for stage in stages:
             _, shot_key, query_key = episode.keys(stage)
             _, shot, query = episode.stage(stage)
             if shot + query > DRAWINGS_PER_CHARACTER:
@@ -504,7 +504,7 @@ class OmniglotDataModule(EpisodeDataModule):
 
     def _check_ways(self, counts: dict[str, int]) -> None:
         super()._check_ways(counts)
-        for stage in STAGES:
+        for stage in self.stages:
             way_key = self._keys[stage][0]
             way = self.settings(stage)[0]
             if self._within(stage):

@@ -24,6 +24,31 @@ from matchnet.rules import FLAG, SEED, Rule, choice, integer, numbers_list
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+#: Data settings that do not change what test episode n is (its classes, images and labels): those of
+#: training episodes and their augmentation, the episode counts (episode n is the same whatever their
+#: number), the training ``seed`` and how episodes are loaded. Every other data setting, ``episode_seed``
+#: among them, identifies the test episodes (``EpisodeDataModule.test_episode_settings``).
+NOT_TEST_EPISODE_KEYS = frozenset(
+    {
+        "train_way",
+        "train_shot",
+        "train_query",
+        "train_episodes_per_epoch",
+        "train_batch_size",
+        "train_within_alphabet",
+        "augment",
+        "crop_padding",
+        "val_episodes",
+        "test_episodes",
+        "seed",
+        "num_workers",
+        "pin_memory",
+        "persistent_workers",
+        "device",
+        "download",
+    }
+)
+
 PATH = Rule(lambda v: isinstance(v, (str, os.PathLike)) and str(v) != "", "a folder path")
 DEVICE = Rule(
     lambda v: isinstance(v, str) and v != "", "null (episodes on the host) or a device, e.g. cuda", True
@@ -81,10 +106,15 @@ class EpisodeSettings(Settings):
 
     - ``way``: classes per val/test episode; ``shot``/``query``: support/query images per class;
       ``train_way``/``train_shot``/``train_query`` override them for training (None: the same).
-    - ``seed``: fixes the val/test episodes and the training episodes of every epoch, independent of
-      ``num_workers`` and of the number of distributed ranks for val/test.
+    - ``seed``: fixes the training episodes of every epoch (the run's ``seed``: a seed sweep trains on
+      different episode streams).
+    - ``episode_seed``: fixes the val/test episodes, independent of ``seed``, ``num_workers`` and the
+      number of distributed ranks, so every job of a sweep meets the same val/test episodes.
     - ``device``: where episodes are assembled (e.g. ``cuda``: the uint8 images live there); None or
       ``cpu``: on the host.
+    - ``train_batch_size``: None (training on episodes) or the size of the shuffled mini-batches of
+      training images the baseline classifier trains on (``matchnet.data.batches``; one epoch is one
+      pass over every training image, ``train_episodes_per_epoch`` is then unused).
     """
 
     way: int = setting(5, integer(2))
@@ -100,7 +130,9 @@ class EpisodeSettings(Settings):
     pin_memory: bool = setting(False, FLAG)
     persistent_workers: bool = setting(False, FLAG)
     seed: int = setting(0, SEED)
+    episode_seed: int = setting(0, SEED)
     device: str | None = setting(None, DEVICE)
+    train_batch_size: int | None = setting(None, integer(1, optional=True))
 
     def check(self) -> None:
         if self.device is not None and self.device != "cpu" and self.num_workers > 0:
