@@ -231,6 +231,32 @@ def test_api_loads_an_alphabet(client: Any, omniglot_root: Path, tmp_path: Path)
     assert "Angelic 07" in top5, result["probs"]
 
 
+def test_page_opens_with_the_brush_picked_and_an_alphabet_chosen(client: Any, omniglot_root: Path) -> None:
+    """Gradio's editor opens an empty canvas on its image tool ("select the draw tool to start"), a canvas
+    with a page on the brush: both canvases start on a blank page, and clearing one brings it back. The
+    alphabet list starts on its first alphabet, so "Load alphabet" works with one click."""
+    from matchnet.demo.alphabets import Alphabets
+    from matchnet.demo.app import BLANK_PAGE, CANVAS_SIZE, blank_page, build_app
+
+    model = DemoModel.from_checkpoint(SHIPPED_CKPT)
+    alphabets = Alphabets(omniglot_root)
+    app = build_app(model, alphabets)
+    components = {block.elem_id: block for block in app.blocks.values() if block.elem_id}
+    for elem_id in ("demo-support-canvas", "demo-query-canvas"):
+        canvas = components[elem_id]
+        assert canvas.value["background"] is not None, elem_id
+        (cleared,) = [f for f in app.fns.values() if (canvas._id, "clear") in f.targets]
+        assert cleared.fn is blank_page and [o.elem_id for o in cleared.outputs] == [elem_id]
+    assert BLANK_PAGE.size == CANVAS_SIZE and BLANK_PAGE.getextrema() == ((255, 255), (255, 255), (255, 255))
+    with pytest.raises(MatchnetError, match="The drawing canvas is empty"):
+        model.prepare(blank_page(), "The drawing canvas")  # an untouched page is no drawing
+    first = alphabets.names[0]
+    assert components["demo-alphabet"].value == first
+    gallery, _, status = client.predict(api_name="/load_alphabet")  # the list's initial value
+    count = len(alphabets.characters(first))
+    assert len(gallery) == count and f"{count} images, {count} classes" in status
+
+
 @pytest.fixture
 def two_classes(client: Any, tmp_path: Path) -> Path:
     """Register two classes in ``client``'s session; returns a query image that classifies."""

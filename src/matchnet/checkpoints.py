@@ -7,12 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import get_object
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from torch import Tensor
+from torch import Tensor, nn
 
 from matchnet.errors import MatchnetError
 from matchnet.io import atomic_open
-from matchnet.module import MatchingNetModule
+from matchnet.module import ENCODER_INIT, MatchingNetModule
+
+#: The checkpoint entry naming the LightningModule class that wrote it (a subclass of
+#: MatchingNetModule, e.g. the baseline classifier's); absent: MatchingNetModule.
+MODULE_CLASS = "matchnet_module"
+#: The settings every module is rebuilt from; a subclass adds the stored ones its constructor takes.
+MODULE_SETTINGS = ("model", "optimizer", "scheduler", "data")
 
 
 def non_finite_weights(state_dict: dict[str, Any]) -> list[str]:
@@ -51,8 +58,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, handle)
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict:
+def read_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False, setting: str = "ckpt_path"
+) -> dict:
     """The content of a checkpoint written by ``src/train.py``; matchnet's one reader of checkpoint files.
+
+    ``setting`` is the config key that named the file (``ckpt_path``, ``model.encoder_init``), for the
+    error messages.
 
     Raises:
         MatchnetError: the file is missing, unreadable (truncated, not a PyTorch file) or not
@@ -61,7 +73,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     path = Path(path)
     if not path.is_file():
         raise MatchnetError(
-            f"ckpt_path={path} does not exist or is not a file; pass a checkpoint written by "
+            f"{setting}={path} does not exist or is not a file; pass a checkpoint written by "
             "src/train.py (its run folder holds checkpoints/best.ckpt and last.ckpt)."
         )
     try:
@@ -70,23 +82,43 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     # AttributeError...: every failure here means "not a usable checkpoint".
     except Exception as err:
         raise MatchnetError(
-            f"ckpt_path={path} is not a readable checkpoint ({type(err).__name__}: {err}); "
-            "it may be truncated or not a PyTorch file. Point ckpt_path at a .ckpt written by src/train.py."
+            f"{setting}={path} is not a readable checkpoint ({type(err).__name__}: {err}); "
+            f"it may be truncated or not a PyTorch file. Point {setting} at a .ckpt written by src/train.py."
         ) from err
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(hparams, Mapping) or "model" not in hparams or "state_dict" not in checkpoint:
         raise MatchnetError(
-            f"ckpt_path={path} was not written by matchnet's src/train.py "
+            f"{setting}={path} was not written by matchnet's src/train.py "
             "(no model settings or weights in it); pass a checkpoint from a matchnet run."
         )
     return checkpoint
 
 
+def module_class(checkpoint: Mapping[str, Any], path: str | Path) -> type[MatchingNetModule]:
+    """The LightningModule class that wrote ``checkpoint`` (``MODULE_CLASS``; MatchingNetModule if absent)."""
+    name = checkpoint.get(MODULE_CLASS)
+    if name is None:
+        return MatchingNetModule
+    try:
+        cls = get_object(str(name))
+    except Exception as err:  # ImportError, AttributeError or ValueError, by Hydra version
+        raise MatchnetError(
+            f"ckpt_path={path} was written by {name}, which this version of matchnet does not have; "
+            "evaluate it with the version that trained it."
+        ) from err
+    if not (isinstance(cls, type) and issubclass(cls, MatchingNetModule)):
+        raise MatchnetError(f"ckpt_path={path} names {name} as its module, which is not a matchnet module.")
+    return cls
+
+
 def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> MatchingNetModule:
-    """Rebuild a :class:`MatchingNetModule` from a checkpoint written by ``src/train.py``."""
+    """Rebuild the module (a :class:`MatchingNetModule`, or the subclass that wrote it, e.g. the baseline
+    classifier's) from a checkpoint written by ``src/train.py``; its ``net`` is a MatchingNetwork."""
     checkpoint = read_checkpoint(path, map_location)
     hparams = checkpoint["hyper_parameters"]
-    module = MatchingNetModule(**{k: hparams.get(k) for k in ("model", "optimizer", "scheduler", "data")})
+    cls = module_class(checkpoint, path)
+    own = [k for k in getattr(cls, "STORED_SETTINGS", ()) if k in hparams]
+    module = cls(**{k: hparams.get(k) for k in MODULE_SETTINGS}, **{k: hparams[k] for k in own})
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:
@@ -97,3 +129,45 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> M
         ) from err
     module.on_load_checkpoint(checkpoint)
     return module
+
+
+def _encoder_description(model: Mapping[str, Any] | None) -> str:
+    """``Target(key=value, ...)`` of a stored model config's encoder, for messages."""
+    encoder = dict((model or {}).get("encoder") or {})
+    target = encoder.pop("_target_", "?")
+    return f"{target}({', '.join(f'{k}={v}' for k, v in encoder.items())})"
+
+
+def load_encoder(encoder: nn.Module, path: str | Path) -> None:
+    """Copy the encoder weights (``net.encoder.*``, BatchNorm statistics included) of the checkpoint at
+    ``path`` into ``encoder``: ``model.encoder_init`` (a Matching Network starting from a baseline
+    classifier's, or any matchnet model's, embedding).
+
+    Raises:
+        MatchnetError: the file is missing, not a checkpoint, not matchnet's, or its encoder has other
+            layers or layer shapes than ``encoder``; each names ``model.encoder_init``.
+    """
+    setting = f"model.{ENCODER_INIT}"
+    checkpoint = read_checkpoint(path, setting=setting)
+    prefix = "net.encoder."
+    stored = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    own = encoder.state_dict()
+    missing, extra = sorted(own.keys() - stored.keys()), sorted(stored.keys() - own.keys())
+    shapes = [
+        f"{key}: checkpoint {list(stored[key].shape)}, this model {list(own[key].shape)}"
+        for key in sorted(own.keys() & stored.keys())
+        if stored[key].shape != own[key].shape
+    ]
+    if missing or extra or shapes:
+        what = (
+            shapes[:2]
+            + [f"{key} missing from the checkpoint" for key in missing[:2]]
+            + [f"{key} not in this model" for key in extra[:2]]
+        )
+        raise MatchnetError(
+            f"{setting}={path} holds an encoder that does not fit this model's "
+            f"{type(encoder).__name__} ({'; '.join(what)}). The checkpoint's encoder is "
+            f"{_encoder_description(checkpoint['hyper_parameters'].get('model'))}; set model/encoder and "
+            f"model.encoder.* to match it, or pass a checkpoint whose encoder has this model's settings."
+        )
+    encoder.load_state_dict(stored)

@@ -22,7 +22,7 @@ Each rule has one home, and this module only asks it:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import hydra
@@ -33,8 +33,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from matchnet.data import EpisodeDataModule
+from matchnet.data.splits import STAGES
 from matchnet.errors import MatchnetError
-from matchnet.module import NAN_POLICIES
+from matchnet.module import ENCODER_INIT, NAN_POLICIES, MatchingNetModule, network_config
 from matchnet.rules import SEED, Rule, choice, from_annotation, integer, is_int, number
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
@@ -76,6 +77,14 @@ TOP_RULES = {
     "nan_policy": choice(NAN_POLICIES),
     "ckpt_path": Rule(lambda v: isinstance(v, str) and v != "", "a checkpoint path, last or auto", True),
 }
+#: Keys of the model group that are the module's, not the network constructor's.
+MODEL_OWN_RULES = {
+    ENCODER_INIT: Rule(
+        lambda v: isinstance(v, str) and v != "",
+        "the path of a checkpoint written by src/train.py, whose encoder weights start this model's, or null",
+        True,
+    ),
+}
 
 
 def _value(node: DictConfig, key: str, prefix: str) -> Any:
@@ -86,6 +95,14 @@ def _value(node: DictConfig, key: str, prefix: str) -> Any:
     if isinstance(value, (DictConfig, ListConfig)):
         return OmegaConf.to_container(value, resolve=True)
     return value
+
+
+def _resolved(node: DictConfig, name: str) -> dict[str, Any]:
+    """``node`` as a resolved plain dict; ``name`` (``model``) names it in the error."""
+    try:
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        raise MatchnetError(f"{name} cannot be resolved ({err}); set its values explicitly.") from err
 
 
 def check_rules(node: DictConfig | None, rules: Mapping[str, Rule], prefix: str) -> None:
@@ -109,11 +126,17 @@ def _target(node: DictConfig | dict[str, Any], prefix: str) -> Callable[..., Any
         ) from err
 
 
-def check_keys(node: DictConfig | None, prefix: str) -> None:
+def check_keys(node: DictConfig | None, prefix: str, own: Mapping[str, Rule] | None = None) -> None:
     """Every key of a ``_target_`` node (recursively) must be a parameter of what it builds, of the type
-    its annotation gives (``int``, ``float | None``, ``bool``, ...)."""
+    its annotation gives (``int``, ``float | None``, ``bool``, ...). ``own``: top-level keys that are not
+    passed to the target (``model.encoder_init``), each checked by its rule instead."""
     if isinstance(node, DictConfig) and "_target_" in node:
-        _check_target(node, OmegaConf.to_container(node, resolve=False), prefix)
+        raw = OmegaConf.to_container(node, resolve=False)
+        for key, rule in (own or {}).items():
+            if key in raw:
+                rule.validate(f"{prefix}{key}", _value(node, key, prefix))
+                del raw[key]
+        _check_target(node, raw, prefix)
 
 
 def _is_data_module(target: Any) -> bool:
@@ -168,25 +191,26 @@ def _group_nodes(group: DictConfig | None) -> Iterable[tuple[str, DictConfig]]:
     return [(str(k), v) for k, v in group.items() if isinstance(v, DictConfig) and "_target_" in v]
 
 
-def validate_data(data: DictConfig | None) -> None:
-    """Check the data group's keys and settings (train and eval): a DataModule of ``matchnet.data``
-    checks them itself (``check_settings``), without loading any data."""
+def validate_data(data: DictConfig | None, stages: Sequence[str] = STAGES) -> None:
+    """Check the data group's keys and settings (train and eval) for a run that reads ``stages``: a
+    DataModule of ``matchnet.data`` checks them itself (``check_settings``), without loading any data."""
     if data is None:
         raise MatchnetError("The data group is missing; choose one, e.g. data=omniglot.")
     check_keys(data, "data.")
     target = _target(data, "data.")
     if _is_data_module(target):
         settings = {key: _value(data, key, "data.") for key in data if not key.startswith("_")}
-        target.check_settings(settings, name=data.get("_target_"))
+        target.check_settings(settings, name=data.get("_target_"), stages=stages)
 
 
-def check_model(model: DictConfig) -> None:
+def check_model(model: DictConfig) -> torch.nn.Module:
     """Build the network on the meta device (no memory, no data): its constructors own the model's ranges
-    and choices (``model.fce_steps >= 0``, ``model.distance``, the encoder's sizes), stated once there."""
+    and choices (``model.fce_steps >= 0``, ``model.distance``, the encoder's sizes), stated once there.
+    Returns the (meta) network."""
     no_compile = {"compile": False} if "compile" in model else {}  # torch.compile: nothing to check, slow
     try:
         with torch.device("meta"):
-            hydra.utils.instantiate(model, **no_compile)
+            return hydra.utils.instantiate(network_config(_resolved(model, "model")) | no_compile)
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, MatchnetError):
@@ -211,6 +235,38 @@ def _check_nan_policy(cfg: DictConfig) -> None:
         )
 
 
+def _check_method(cfg: DictConfig) -> None:
+    """The training method (``method``: a MatchingNetModule subclass, absent: the Matching Network) and its
+    settings; it must train on what the data gives (episodes, or image batches with
+    ``data.train_batch_size``)."""
+    node = cfg.get("method")
+    check_keys(node, "method.")
+    target = _target(node, "method.") if node is not None else MatchingNetModule
+    if not (isinstance(target, type) and issubclass(target, MatchingNetModule)):
+        raise MatchnetError(
+            f"method._target_={node.get('_target_')!r} is not a matchnet training module (a subclass of "
+            "matchnet.module.MatchingNetModule); see conf/experiment/results_baseline.yaml for an example."
+        )
+    name = node.get("_target_") if node is not None else "the Matching Network (no method)"
+    batch_size = OmegaConf.select(cfg, "data.train_batch_size", default=None)
+    if getattr(target, "TRAINS_ON", "episodes") == "images":
+        if batch_size is None:
+            raise MatchnetError(
+                f"{name} trains on mini-batches of training images, but data.train_batch_size is null; "
+                "set it, e.g. data.train_batch_size=128."
+            )
+    elif batch_size is not None:
+        raise MatchnetError(
+            f"data.train_batch_size={batch_size} makes the training batches plain images, but {name} "
+            "trains on episodes; set data.train_batch_size=null (or train the baseline classifier: "
+            "experiment=results_baseline)."
+        )
+    check = getattr(target, "check_settings", None)
+    if check is not None:
+        settings = _resolved(node, "method") if node is not None else {}
+        check({k: v for k, v in settings.items() if k != "_target_"}, _resolved(cfg.model, "model"))
+
+
 def validate(cfg: DictConfig, task: str = "train") -> None:
     """Check ``cfg`` before anything is built; a :class:`MatchnetError` names the first bad setting.
 
@@ -228,14 +284,24 @@ def validate(cfg: DictConfig, task: str = "train") -> None:
             node = cfg.get(group)
             if node is None and group != "scheduler":
                 raise MatchnetError(f"The {group} group is missing; choose one (see conf/{group}/).")
-            check_keys(node, f"{group}.")
-        check_model(cfg.model)
+            check_keys(node, f"{group}.", MODEL_OWN_RULES if group == "model" else None)
+        if not any(p.requires_grad for p in check_model(cfg.model).parameters()):
+            raise MatchnetError(
+                f"The model ({cfg.model.get('_target_')} with encoder "
+                f"{OmegaConf.select(cfg.model, 'encoder._target_')}) has no parameters to train; test a "
+                "parameter-free model without training: python src/eval.py model=pixels."
+            )
+        _check_method(cfg)
         _check_nan_policy(cfg)
         check_rules(cfg.get("optimizer"), OPTIMIZER_RULES, "optimizer.")
         check_rules(cfg.get("scheduler"), SCHEDULER_RULES, "scheduler.")
         for name, node in _group_nodes(cfg.get("callbacks")):
             check_keys(node, f"callbacks.{name}.")
-    elif cfg.get("data") is not None:
-        check_keys(cfg.data, "data.")
+    else:
+        if cfg.get("data") is not None:
+            check_keys(cfg.data, "data.")
+        if cfg.get("model") is not None:  # src/eval.py model=pixels: a parameter-free model, no checkpoint
+            check_keys(cfg.model, "model.", MODEL_OWN_RULES)
+            check_model(cfg.model)
     for name, node in _group_nodes(cfg.get("logger")):
         check_keys(node, f"logger.{name}.")

@@ -1,6 +1,7 @@
 """Few-shot data: Omniglot, miniImageNet and image folders, class splits, episodes and DataModules."""
 
 from matchnet.data.augment import FlipAndCrop
+from matchnet.data.batches import ImageBatch, ImageBatchDataset
 from matchnet.data.datamodule import EpisodeDataModule
 from matchnet.data.episodes import Episode, EpisodeDataset, EpisodeSampler
 from matchnet.data.folder import ImageFolderDataModule
@@ -16,6 +17,8 @@ __all__ = [
     "EpisodeSampler",
     "EpisodeSettings",
     "FlipAndCrop",
+    "ImageBatch",
+    "ImageBatchDataset",
     "ImageFolderDataModule",
     "MiniImageNetDataModule",
     "OmniglotDataModule",

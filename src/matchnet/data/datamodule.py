@@ -21,8 +21,9 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
+from matchnet.data.batches import ImageBatchDataset
 from matchnet.data.episodes import EpisodeDataset, EpisodeSampler
-from matchnet.data.settings import EpisodeSettings, Settings, plain
+from matchnet.data.settings import NOT_TEST_EPISODE_KEYS, EpisodeSettings, Settings, plain
 from matchnet.data.splits import STAGES
 from matchnet.errors import MatchnetError
 
@@ -40,7 +41,10 @@ class EpisodeDataModule(pl.LightningDataModule):
     optionally ``_groups(stage)`` (episodes take all their classes from one group) and
     ``augmentation`` (of training images). Everything else, episode settings, checks, episode
     datasets and DataLoaders, is here. The keyword arguments are those of ``EpisodeSettings`` and
-    ``Settings``.
+    ``Settings``, and ``stages``: the stages the run reads (default all three; ``src/eval.py`` reads
+    ``("test",)``). Only those are checked against the data (enough classes for the way, enough
+    images per class) and get an episode dataset, so a test on the test split is not refused because
+    of the validation split.
     """
 
     channels = 1
@@ -51,22 +55,25 @@ class EpisodeDataModule(pl.LightningDataModule):
     #: The augmentation of training images (None: none), set by the data set.
     augmentation: Augment | None = None
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, *, stages: Iterable[str] = STAGES, **settings: Any) -> None:
         super().__init__()
-        self.episode, self.source = self.check_settings(settings)
+        self.stages = self.check_stages(stages)
+        self.episode, self.source = self.check_settings(settings, stages=self.stages)
         self.save_hyperparameters(self.defaults() | {key: plain(value) for key, value in settings.items()})
         for item in fields(self.source):  # the data set's settings: self.root, self.image_size, ...
             setattr(self, item.name, getattr(self.source, item.name))
         self.way, self.shot, self.query = self.episode.stage("val")
         self.train_way, self.train_shot, self.train_query = self.episode.stage("train")
-        self.seed, self.num_workers = self.episode.seed, self.episode.num_workers
+        self.seed, self.episode_seed = self.episode.seed, self.episode.episode_seed
+        self.num_workers = self.episode.num_workers
+        self.train_batch_size = self.episode.train_batch_size
         self.pin_memory = self.episode.pin_memory
         # Ignored without workers, so that num_workers=0 alone switches them off.
         self.persistent_workers = self.episode.persistent_workers and self.num_workers > 0
         self.device = None if self.episode.host else str(self.episode.device)
         self.episodes = {stage: self.episode.episodes(stage) for stage in STAGES}
         self._keys = {stage: self.episode.keys(stage) for stage in STAGES}
-        self._datasets: dict[str, EpisodeDataset] = {}
+        self._datasets: dict[str, EpisodeDataset | ImageBatchDataset] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A data set's signature lists its settings (for ``help`` and ``inspect.signature``)."""
@@ -93,20 +100,28 @@ class EpisodeDataModule(pl.LightningDataModule):
                     f"known settings: {', '.join(sorted(known))}. Remove it or fix its spelling."
                 )
 
+    @staticmethod
+    def check_stages(stages: Iterable[str]) -> tuple[str, ...]:
+        """``stages`` as a tuple in ``STAGES`` order; ValueError when one is not a stage or none is given."""
+        chosen = set(stages)
+        if not chosen or not chosen <= set(STAGES):
+            raise ValueError(f"stages must be a non-empty selection of {STAGES}, not {sorted(chosen)}")
+        return tuple(stage for stage in STAGES if stage in chosen)
+
     @classmethod
     def check_settings(
-        cls, settings: Mapping[str, Any], name: str | None = None
+        cls, settings: Mapping[str, Any], name: str | None = None, stages: Sequence[str] = STAGES
     ) -> tuple[EpisodeSettings, Settings]:
         """The episode and data set settings of ``settings`` (keyword arguments or the data config
         without ``_target_``), each checked; a MatchnetError names the first bad key (``name``: as
-        for ``check_keys``)."""
+        for ``check_keys``). Invariants that concern one stage are checked for ``stages`` only."""
         cls.check_keys(settings, name)
         own = {item.name for item in fields(cls.Settings)}  # the dataclasses make each value plain
         episode = EpisodeSettings(
             **(cls.episode_defaults | {k: v for k, v in settings.items() if k not in own})
         )
         source = cls.Settings(**{k: v for k, v in settings.items() if k in own})
-        cls._check_together(episode, source)
+        cls._check_together(episode, source, stages)
         if source.augments and not episode.host:
             shown = str(source.augment).lower() if isinstance(source.augment, bool) else source.augment
             raise MatchnetError(
@@ -116,12 +131,19 @@ class EpisodeDataModule(pl.LightningDataModule):
         return episode, source
 
     @classmethod
-    def _check_together(cls, episode: EpisodeSettings, source: Settings) -> None:
-        """Invariants between the episode settings and the data set's own (before any data is read)."""
+    def _check_together(cls, episode: EpisodeSettings, source: Settings, stages: Sequence[str]) -> None:
+        """Invariants between the episode settings and the data set's own (before any data is read),
+        for the episodes of ``stages``."""
 
     def settings(self, stage: str) -> tuple[int, int, int]:
         """``(way, shot, query)`` of ``stage`` (``"train"``, ``"val"`` or ``"test"``)."""
         return self.episode.stage(stage)
+
+    def test_episode_settings(self) -> dict[str, Any]:
+        """What test episode n is a function of (besides n): this data module's class and its settings
+        but ``NOT_TEST_EPISODE_KEYS``. Runs with equal settings here met the same test episode n."""
+        kind = {"data_module": f"{type(self).__module__}.{type(self).__qualname__}"}
+        return kind | {key: value for key, value in self.hparams.items() if key not in NOT_TEST_EPISODE_KEYS}
 
     # ------------------------------------------------------------------ what subclasses provide
 
@@ -159,8 +181,8 @@ class EpisodeDataModule(pl.LightningDataModule):
         return len(self._stage_classes(stage))
 
     def _check_ways(self, counts: dict[str, int]) -> None:
-        """MatchnetError when a stage has fewer classes (``counts[stage]``) than its episodes' way."""
-        for stage in STAGES:
+        """MatchnetError when one of ``stages`` has fewer classes (``counts[stage]``) than its way."""
+        for stage in self.stages:
             way_key = self._keys[stage][0]
             way, available = self.settings(stage)[0], counts[stage]
             if way > available:
@@ -195,12 +217,24 @@ class EpisodeDataModule(pl.LightningDataModule):
         self._load_images()
 
     def setup(self, stage: str | None = None) -> None:
-        """Load the images and make the episode datasets of all stages (once)."""
+        """Load the images and make the episode datasets of ``stages`` (once)."""
         if self._datasets:
             return
-        classes = {name: self._stage_classes(name) for name in STAGES}
+        classes = {name: self._stage_classes(name) for name in self.stages}
         images, labels = self._load_images()
-        for name in STAGES:
+        for name in self.stages:
+            if name == "train" and self.train_batch_size is not None:  # the baseline classifier's batches
+                self._datasets[name] = ImageBatchDataset(
+                    images,
+                    labels,
+                    classes[name],
+                    batch_size=self.train_batch_size,
+                    seed=self.seed,
+                    stage=name,
+                    augment=self._augment(name),
+                    device=self.device,
+                )
+                continue
             way, shot, query = self.settings(name)
             self._datasets[name] = EpisodeDataset(
                 images,
@@ -210,15 +244,19 @@ class EpisodeDataModule(pl.LightningDataModule):
                 shot=shot,
                 query=query,
                 length=self.episodes[name],
-                seed=self.seed,
+                seed=self.seed if name == "train" else self.episode_seed,
                 stage=name,
                 groups=self._groups(name),
                 augment=self._augment(name),
                 device=self.device,
             )
 
-    def dataset(self, stage: str) -> EpisodeDataset:
-        """The episode dataset of ``stage`` (``"train"``, ``"val"`` or ``"test"``); sets up on first use."""
+    def dataset(self, stage: str) -> EpisodeDataset | ImageBatchDataset:
+        """The episode dataset of ``stage`` (one of ``stages``; training: image batches when
+        ``train_batch_size`` is set); sets up on first use."""
+        self._check_stage(stage)
+        if stage not in self.stages:
+            raise ValueError(f"this data module reads only the stages {self.stages}, not {stage!r}")
         self.setup()
         return self._datasets[stage]
 
@@ -233,7 +271,8 @@ class EpisodeDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """``train_episodes_per_epoch`` new episodes per epoch (Lightning calls ``sampler.set_epoch``)."""
+        """``train_episodes_per_epoch`` new episodes per epoch, or with ``train_batch_size`` one pass over
+        the training images in batches (Lightning calls ``sampler.set_epoch``)."""
         dataset = self.dataset("train")
         trainer = self.trainer
         sampler = EpisodeSampler(dataset, **((trainer.distributed_sampler_kwargs if trainer else None) or {}))

@@ -50,6 +50,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 CANVAS_SIZE = (400, 400)
 BRUSH_SIZE = 12
+#: The page the canvases start from. Gradio's editor opens an empty canvas (and one cleared with its bin
+#: icon) on its image tool, behind "select the draw tool to start"; on a blank page it picks the brush.
+BLANK_PAGE = Image.new("RGB", CANVAS_SIZE, "white")
 # System fonts only: the page works offline.
 THEME = gr.themes.Default(
     font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
@@ -63,7 +66,7 @@ CSS = """
 #demo-gallery img { image-rendering: pixelated; }
 """
 INTRO = """# Matching Networks: one-shot learning in the browser
-Pick the brush on a canvas, draw a character, give it a label and **add it to the support set**: one
+Draw a character on the left canvas, give it a label and **add it to the support set**: one
 example makes a new class (one-shot), more examples of the same label make it K-shot (the bin icon
 clears the canvas for the next drawing). With two or more classes, draw a query
 (or upload an image) and **classify** it. The network compares the query with every support image;
@@ -100,6 +103,11 @@ def _canvas_image(value: Any) -> Image.Image | None:
     if isinstance(image, Image.Image):
         return image
     return Image.fromarray(image)
+
+
+def blank_page() -> Image.Image:
+    """What a canvas shows when it opens and after it is cleared."""
+    return BLANK_PAGE
 
 
 def support_summary(support: SupportSet) -> str:
@@ -231,8 +239,10 @@ def build_app(
         return classify_query(model, support, canvas, upload)
 
     def canvas(label: str, elem_id: str) -> gr.Sketchpad:
-        """A drawing canvas: black strokes of one brush size, no layers or transforms."""
-        return gr.Sketchpad(
+        """A drawing canvas: black strokes of one brush size on a blank page, the brush picked, no layers
+        or transforms; clearing it (the bin icon) brings the blank page, and the brush, back."""
+        sketchpad = gr.Sketchpad(
+            value=BLANK_PAGE,
             label=label,
             type="pil",
             canvas_size=CANVAS_SIZE,
@@ -241,6 +251,8 @@ def build_app(
             transforms=(),
             elem_id=elem_id,
         )
+        sketchpad.clear(blank_page, None, sketchpad, api_visibility="private", queue=False)
+        return sketchpad
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         support_state = gr.State(SupportSet())
@@ -259,7 +271,7 @@ def build_app(
                 with gr.Row():
                     alphabet_choice = gr.Dropdown(
                         choices=alphabets.names,
-                        value=None,
+                        value=alphabets.names[0] if alphabets.names else None,  # one click loads one
                         label="Load an alphabet (one drawing per character)",
                         info=None if alphabets.available else "No Omniglot data found.",
                         interactive=alphabets.available,

@@ -12,8 +12,9 @@ from matchnet.model.context import AttentionLSTM, ContextEmbedding
 from matchnet.model.prototype import class_means
 
 #: How class scores are read from the embeddings: attention over the support images (the paper's
-#: P(y^ | x^, S) = sum_i a(x^, x_i) y_i) or the kernel over per-class mean embeddings (prototypes).
-READOUTS = ("attention", "prototype")
+#: P(y^ | x^, S) = sum_i a(x^, x_i) y_i), the kernel over per-class mean embeddings (prototypes), or
+#: the nearest support image (each class scored by its best-matching support: nearest neighbour).
+READOUTS = ("attention", "prototype", "nearest")
 
 
 class MatchingNetwork(nn.Module):
@@ -33,7 +34,9 @@ class MatchingNetwork(nn.Module):
         readout: ``attention`` (the paper) sums the attention over each class's supports;
             ``prototype`` applies the kernel to the mean embedding of each class instead
             (``matchnet.model.prototype``; with ``distance="euclidean"`` and no FCE, Prototypical
-            Networks).
+            Networks); ``nearest`` scores each class by its single best-matching support image,
+            ``log_softmax_c(max_{i: y_i = c} c(f(x^), g(x_i)) / temperature)``, so the predicted class
+            is that of the nearest neighbour (the pixel and Siamese baselines of the paper's Table 1).
         fce_initial_read: r_0 of the attention LSTM, ``attention`` (the paper's appendix: the mean of
             g) or ``zero`` (matchnet <= 0.1). The constructor default is ``zero`` so that checkpoints
             that do not store it keep their behaviour; ``conf/model/matchnet.yaml`` sets ``attention``.
@@ -103,8 +106,9 @@ class MatchingNetwork(nn.Module):
         return self.log_attention(support_x, query_x).exp()
 
     def forward(self, support_x: Tensor, support_y: Tensor, query_x: Tensor, n_way: int) -> Tensor:
-        """``log P(y = c | x^, S) = log sum_{i: y_i = c} a(x^, x_i)`` (``readout="attention"``), or
-        ``log_softmax_c(c(f(x^), p_c) / temperature)`` over class means p_c (``readout="prototype"``).
+        """``log P(y = c | x^, S) = log sum_{i: y_i = c} a(x^, x_i)`` (``readout="attention"``),
+        ``log_softmax_c(c(f(x^), p_c) / temperature)`` over class means p_c (``readout="prototype"``), or
+        ``log_softmax_c(max_{i: y_i = c} c(f(x^), g(x_i)) / temperature)`` (``readout="nearest"``).
 
         Args:
             support_x: ``[S, C, H, W]`` support images.
@@ -123,4 +127,7 @@ class MatchingNetwork(nn.Module):
         # Each class sums its own supports only. The lowest finite value stands in for log 0 = -inf so that
         # a class without supports gets probability 0 and zero (not NaN) gradients.
         per_class = log_a.unsqueeze(-1).masked_fill(~in_class, torch.finfo(log_a.dtype).min)  # [Q, S, n_way]
+        if self.readout == "nearest":
+            # log a differs from the kernel logits by a per-query constant, which the log-softmax removes.
+            return per_class.amax(dim=1).log_softmax(dim=-1)  # [Q, n_way]
         return per_class.logsumexp(dim=1)  # [Q, n_way]

@@ -1,0 +1,48 @@
+"""The pixel baseline of Vinyals et al. (2016), Table 1: the image itself as its embedding.
+
+``Pixels`` has no parameters: it flattens the (optionally per-channel normalised) image. In a
+:class:`~matchnet.model.MatchingNetwork` without FCE, with the cosine kernel and the ``nearest``
+read-out (``conf/model/pixels.yaml``), a query takes the class of the support image whose pixels have
+the highest cosine similarity with its own: the paper's "Pixels" row (nearest neighbour, cosine).
+Being parameter-free it needs no training and no checkpoint:
+
+    python src/eval.py model=pixels data.way=20 data.shot=1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from matchnet.errors import MatchnetError
+from matchnet.model.encoders import Normalize, _check_input
+
+
+class Pixels(nn.Module):
+    """The flattened image: ``[B, in_channels, image_size, image_size] -> [B, in_channels * image_size**2]``.
+
+    ``mean`` / ``std`` (one value per channel, or None): inputs are normalised first, as in the other
+    encoders (``Normalize``); the cosine kernel then normalises each embedding to unit length.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 28,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        for key, value in (("in_channels", in_channels), ("image_size", image_size)):
+            if value < 1:
+                raise MatchnetError(f"model.encoder.{key}={value} must be a positive integer.")
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.embedding_dim = in_channels * image_size * image_size
+        self.normalize = Normalize(mean, std, in_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, C, H, W] -> [B, embedding_dim]``."""
+        _check_input("Pixels", x, self.in_channels, self.image_size)
+        return self.normalize(x).flatten(1)
