@@ -11,12 +11,13 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print((os.cpu_count() or 1) + 1)')
 ARGS ?=
 
-.PHONY: install train test lint bench clean-cache help demo demo-screenshot results-report
+.PHONY: install train test test-quick lint bench clean-cache help demo demo-screenshot results-report
 
 help:
 	@echo "make install   create $(VENV) and install matchnet with all dependencies"
 	@echo "make train     train and test the default experiment (ARGS='key=value ...')"
-	@echo "make test      run the test suite on every core, one worker more than cores (PYTEST_ARGS='-k ...', TEST_WORKERS=0 for one process)"
+	@echo "make test      the whole test suite (what CI runs) on every core, one worker more than cores (PYTEST_ARGS='-k ...', TEST_WORKERS=0 for one process)"
+	@echo "make test-quick        the suite without the end-to-end tests (marker e2e: fresh processes, whole sweeps, the browser)"
 	@echo "make lint      ruff check"
 	@echo "make bench     throughput benchmark (quick), writes nothing to results/"
 	@echo "make demo      the browser demo (ARGS='ckpt_path=... port=...')"
@@ -41,6 +42,9 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 -m "not e2e" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_FIXTURES = {"omniglot_root", "vinyals_split_dir", "omniglot_datamodule"}
+#: Markers of the long tests (pyproject.toml describes them); ``make test-quick`` deselects ``e2e``.
+LONG_MARKERS = ("slow", "e2e")
 
 
 def _require(paths: list[Path], what: str) -> None:
@@ -118,7 +120,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.data)
-    # Files with end-to-end (slow) tests first: pytest-xdist hands out whole files in this order, so the
+    # Files with long tests (slow or e2e) first: pytest-xdist hands out whole files in this order, so the
     # long ones start early instead of finishing the run on one worker while the others sit idle.
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    long_files = {item.path for item in items if any(item.get_closest_marker(m) for m in LONG_MARKERS)}
+    items.sort(key=lambda item: item.path not in long_files)

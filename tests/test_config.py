@@ -175,6 +175,7 @@ def test_cli_reports_bad_keys_and_values_before_loading_data(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.data
 def test_sweep_with_a_bad_job_finishes_the_others(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"

@@ -24,7 +24,7 @@ QUICK = [
     "data.test_episodes=2",
 ]
 
-pytestmark = [pytest.mark.data, pytest.mark.slow]
+pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.e2e]
 
 
 def wandb_run(folder: Path) -> dict:

@@ -56,6 +56,7 @@ needs_two_cpus = pytest.mark.skipif(not ddp_cpu_ok(), reason="needs 2 CPU cores 
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @needs_two_cpus
 def test_ddp_sweep_splits_episodes_and_each_job_writes_one_run(omniglot_root: Path, tmp_path: Path) -> None:
     """A two-job sweep, each job on two Gloo processes: the ranks draw disjoint episodes, every validation

@@ -29,6 +29,8 @@ from PIL import Image
 
 from demo_server import DATA_ROOT, SHIPPED_CKPT, serve
 
+pytestmark = pytest.mark.e2e  # a browser and its driver in processes of their own
+
 TIMEOUT = 30
 SYNC_S = 1.0
 WINDOW = (1400, 1650)

@@ -53,6 +53,7 @@ def test_train_then_eval_same_accuracy(omniglot_root: Path, tmp_path: Path) -> N
     assert last_json(more.stdout)["episodes"] == 9
 
 
+@pytest.mark.e2e
 def test_sweep_writes_jobs_wandb_runs_and_summary(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
     proc = run_main(
@@ -86,10 +87,12 @@ def test_sweep_writes_jobs_wandb_runs_and_summary(omniglot_root: Path, tmp_path:
         for s in (1, 5)
     }
     markdown = (sweep / "summary.md").read_text()
-    assert sum(line.startswith("| ") for line in markdown.splitlines()) == 5  # header + four jobs
+    assert sum(line.startswith("| ") and "| ok |" in line for line in markdown.splitlines()) == 4  # the jobs
+    assert "## model.fce × data.shot" in markdown  # and the two swept keys as a grid
     assert "| ok |" in markdown and "| ok |" in proc.stdout
 
 
+@pytest.mark.e2e
 def test_distance_sweep(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
     run_main(

@@ -39,6 +39,7 @@ def check_sweep(sweep: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_submitit_local_sweep(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
     run_main(
@@ -54,6 +55,7 @@ def test_submitit_local_sweep(omniglot_root: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_joblib_sweep(omniglot_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
     run_main(

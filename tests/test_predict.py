@@ -164,7 +164,7 @@ def _bad_input(case: str, workspace: Path, tmp: Path) -> tuple[list[str], str]:
 @pytest.mark.parametrize(
     "case",
     [
-        "missing support",
+        pytest.param("missing support", marks=pytest.mark.e2e),  # the one case in a fresh process
         "empty support",
         "class without images",
         "not an image",

@@ -35,7 +35,7 @@ RUN = [
     "callbacks.periodic.every_n_train_steps=3",
 ]
 
-pytestmark = [pytest.mark.data, pytest.mark.slow]
+pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.e2e]
 
 
 def train(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess[str]:

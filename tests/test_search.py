@@ -21,7 +21,7 @@ SEARCH = [
     "trainer.limit_test_batches=3",
 ]
 
-pytestmark = [pytest.mark.data, pytest.mark.slow]
+pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.e2e]
 
 
 def job_results(sweep: Path) -> dict[str, dict]:

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from matchnet.errors import MatchnetError
 from matchnet.model import DISTANCES, Conv4, MatchingNetwork
+from matchnet.module import ENCODER_INIT
 from model_configs import load_model_config
 
 MakeEpisode = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -132,6 +133,7 @@ def test_bad_settings(kwargs: dict[str, object], key: str) -> None:
 
 def test_config_instantiates_with_constructor_keys(make_episode: MakeEpisode) -> None:
     model_cfg = load_model_config()
+    assert model_cfg.pop(ENCODER_INIT) is None  # the module's setting, not the network's
     assert set(model_cfg) - {"_target_"} == set(inspect.signature(MatchingNetwork).parameters)
     assert set(model_cfg.encoder) - {"_target_"} == set(inspect.signature(Conv4).parameters)
     cfg = OmegaConf.create({"data": {"image_size": 28}, "model": model_cfg})

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from matchnet.errors import MatchnetError
 from matchnet.model import Conv4, MatchingNetwork, Normalize, ResNet12
+from matchnet.module import ENCODER_INIT
 from model_configs import load_model_config
 
 
@@ -79,6 +80,7 @@ def test_encoder_configs() -> None:
         {"data": {"image_size": 32, "channels": 3}, "model": load_model_config("resnet12")}
     )
     cfg.model.encoder.channels = [4, 4, 4, 8]
+    cfg.model.pop(ENCODER_INIT)  # the module's setting, not the network's
     model = instantiate(cfg.model)
     assert (
         isinstance(model.encoder, ResNet12)
