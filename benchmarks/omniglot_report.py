@@ -456,10 +456,17 @@ def ship(models: list[Model], folder: Path) -> list[str]:
             ]
             continue
         slim = {key: checkpoint[key] for key in SHIPPED_KEYS if key in checkpoint}
-        slim["hyper_parameters"]["data"]["root"] = "data/omniglot"
+        job, query = model.pick, result["query"]
+        # The file named for a setting evaluates at it with `src/eval.py ckpt_path=<file>` alone.
+        slim["hyper_parameters"]["data"] |= {
+            "root": "data/omniglot",
+            "way": way,
+            "shot": shot,
+            "query": query,
+            "test_episodes": result["episodes"],
+        }
         with atomic_open(target, "wb") as handle:
             torch.save(slim, handle)
-        job, query = model.pick, result["query"]
         within = " data.within_alphabet=true" if result["split"] == "lake" else ""
         lines += [
             f"## {filename}",
@@ -470,9 +477,8 @@ def ship(models: list[Model], folder: Path) -> list[str]:
             f"{100 * job.best_val:.2f} %",
             f"- test: {way}-way {shot}-shot, {result['split']} split{within and ', within alphabet'}: "
             f"**{cell(result)} %** over {result['episodes']} episodes × {query} queries per class",
-            f"- evaluate: `python src/eval.py ckpt_path=checkpoints/{filename} data.way={way} "
-            f"data.shot={shot} "
-            f"data.query={query} data.test_episodes={result['episodes']}`",
+            f"- evaluate: `python src/eval.py ckpt_path=checkpoints/{filename}` (the file stores "
+            f"data.way={way} data.shot={shot} data.query={query} data.test_episodes={result['episodes']})",
             f"- retrain: `OMP_NUM_THREADS=1 bash benchmarks/omniglot_results.sh {name}`",
             "",
         ]

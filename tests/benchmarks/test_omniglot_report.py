@@ -12,7 +12,7 @@ import torch
 
 from scripts import ROOT, fresh_environment, run_main
 
-pytestmark = [pytest.mark.data, pytest.mark.slow]
+pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.e2e]
 TINY = [
     "trainer.max_epochs=2",
     "data.train_episodes_per_epoch=3",
@@ -80,15 +80,17 @@ def test_sweep_choice_test_report_and_ship(omniglot_root: Path, tmp_path: Path) 
     assert "omniglot-lake-20w1s.ckpt" in ship_readme and "has no tested checkpoint yet" in ship_readme
     copy = torch.load(shipped / "omniglot-vinyals-5w1s.ckpt", weights_only=False)
     assert "optimizer_states" not in copy and copy["hyper_parameters"]["data"]["root"] == "data/omniglot"
-    row = next(r for r in rows if (r["way"], r["shot"]) == ("5", "1"))
-    evaluated = run_main(
-        "eval.py",
-        f"ckpt_path={shipped / 'omniglot-vinyals-5w1s.ckpt'}",
-        "data.way=5",
-        "data.shot=1",
-        "data.query=15",
-        "data.test_episodes=3",
-        f"hydra.run.dir={tmp_path / 'eval'}",
-        cwd=ROOT,
-    )
-    assert f'"test_acc": {float(row["test_acc"])}' in evaluated.stdout.splitlines()[-1]
+    # A file named for a setting stores it: `src/eval.py ckpt_path=<file>` alone evaluates at it.
+    for setting, (way, shot) in (("5w1s", ("5", "1")), ("20w1s", ("20", "1"))):
+        stored = torch.load(shipped / f"omniglot-vinyals-{setting}.ckpt", weights_only=False)
+        row = next(r for r in rows if (r["way"], r["shot"]) == (way, shot))
+        data = stored["hyper_parameters"]["data"]
+        assert (data["way"], data["shot"], data["test_episodes"]) == (int(way), int(shot), 3)
+        evaluated = run_main(
+            "eval.py",
+            f"ckpt_path={shipped / f'omniglot-vinyals-{setting}.ckpt'}",
+            f"hydra.run.dir={tmp_path / 'eval' / setting}",
+            cwd=ROOT,
+        )
+        assert f'"test_acc": {float(row["test_acc"])}' in evaluated.stdout.splitlines()[-1]
+        assert f"ckpt_path=checkpoints/omniglot-vinyals-{setting}.ckpt` (the file stores" in ship_readme
