@@ -8,14 +8,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from matchnet.distributed import is_global_zero, job_scope
 from matchnet.errors import MatchnetError
+from matchnet.hydra_job import in_multirun, job_overrides, output_dir
 from matchnet.io import RESULT_FILE, write_json_atomic
-from matchnet.pipeline import job_overrides, output_dir
 from matchnet.preemption import RunInterrupted
 
 log = logging.getLogger(__name__)
@@ -31,10 +29,6 @@ def user_error(err: BaseException) -> MatchnetError | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
-
-
-def _in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict[str, Any] | None:
@@ -54,7 +48,7 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
             result = task(cfg)
     except RunInterrupted as stop:
         resume = "resume it with the same overrides plus ckpt_path=last" + (
-            "" if _in_multirun() else f" hydra.run.dir={output_dir()}"
+            "" if in_multirun() else f" hydra.run.dir={output_dir()}"
         )
         message = f"{stop} To continue, {resume}." if stop.ckpt_path else str(stop)
         if not is_global_zero():
@@ -72,7 +66,7 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
             raise
         log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)
-        if not _in_multirun():
+        if not in_multirun():
             sys.exit(2)
         if is_global_zero():
             write_json_atomic(output_dir() / RESULT_FILE, record | {"status": "failed", "error": str(err)})

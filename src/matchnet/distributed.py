@@ -1,10 +1,16 @@
 """Multi-process training (Lightning DDP) under Hydra: one run directory per job, whatever the launcher.
 
-Lightning's ``ddp`` strategy starts ranks ``1..N-1`` of a node by running the entry script again
-(its subprocess launcher). Under Hydra, Lightning's own child command (``sys.argv`` plus
-``hydra.run.dir``) suits a single run only: inside a multirun the child sees ``-m`` and starts a
-sweep of its own, its run directory is the ``hydra.run.dir`` pattern instead of the job's sweep
+Why this is hand-written: Lightning's ``ddp`` strategy starts ranks ``1..N-1`` of a node by running
+the entry script again (its subprocess launcher). Under Hydra, Lightning's own child command
+(``lightning_fabric``'s ``_hydra_subprocess_cmd``: ``sys.argv`` plus ``hydra.run.dir`` set to the
+*run* directory pattern) suits a single run only: inside a multirun the child sees ``-m`` and starts
+a sweep of its own, its run directory is the ``hydra.run.dir`` pattern instead of the job's sweep
 sub-directory, and under the joblib or submitit launchers ``sys.argv`` is not even the user's script.
+Upstream this is a known, open limitation: Hydra's "Improving Hydra + PL + DDP experience"
+(facebookresearch/hydra#2070, open); Lightning's multirun fix (Lightning-AI/pytorch-lightning#11617)
+was reverted (#15737), the request to use the job's output directory (#16694) was closed as won't
+fix, and the pull request that would redo it (#18175) is still open. Drop this module's launcher
+once Lightning builds the child command from the job's Hydra config itself.
 
 ``matchnet.lightning_internals.HydraDDPStrategy`` (``trainer=ddp``) is Lightning's ``DDPStrategy``
 with a launcher that builds the child command from the *job's* Hydra config instead
@@ -44,6 +50,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.accelerators import CPUAccelerator
 
 from matchnet.errors import MatchnetError
+from matchnet.overrides import override_keys
 
 ENTRY_POINT_ENV = "MATCHNET_ENTRY_POINT"
 """Environment variable holding the JSON command (``[python, script]``) that started the Hydra app."""
@@ -103,10 +110,6 @@ def entry_command() -> list[str]:
     return list(json.loads(recorded)) if recorded else _main_command()
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("~+")
-
-
 def _quote(value: str) -> str:
     """``value`` as a quoted Hydra override value."""
     if "'" not in value:
@@ -128,7 +131,12 @@ def child_command(local_rank: int) -> tuple[list[str], str]:
         if source.provider == "command-line" and source.schema == "file":
             command.append(f"--config-dir={source.path}")
     command += list(hydra_cfg.overrides.task)
-    command += [o for o in hydra_cfg.overrides.hydra if not _key(o).startswith(_LAUNCH_KEYS)]
+    hydra_overrides = list(hydra_cfg.overrides.hydra)
+    command += [
+        o
+        for o, key in zip(hydra_overrides, override_keys(hydra_overrides), strict=True)
+        if not key.startswith(_LAUNCH_KEYS)
+    ]
     command += [
         f"hydra.run.dir={_quote(str(hydra_cfg.runtime.output_dir))}",
         "hydra.output_subdir=null",

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import Logger, WandbLogger
@@ -19,7 +17,9 @@ from matchnet.comparisons import write_test_episodes
 from matchnet.config import validate, validate_data
 from matchnet.distributed import check_episodes, instantiate_trainer, is_global_zero
 from matchnet.errors import MatchnetError
+from matchnet.hydra_job import job_overrides, output_dir
 from matchnet.module import ENCODER_INIT, MatchingNetModule
+from matchnet.overrides import override_keys
 from matchnet.preemption import interruption
 from matchnet.resume import LAST, ResumeEpisodes, check_compatible, checkpoint_dir, resolve_ckpt_path
 from matchnet.tracking import RunInfo, optimized_value, print_config_tree, wandb_settings
@@ -44,18 +44,6 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
     if not cfg.get("logger"):
         return []
     return instantiate_group(wandb_settings(cfg))
-
-
-def job_overrides() -> list[str]:
-    """The command-line overrides of this job (empty outside a Hydra app)."""
-    if not HydraConfig.initialized():
-        return []
-    return list(HydraConfig.get().overrides.task)
-
-
-def output_dir() -> Path:
-    """This job's Hydra output directory."""
-    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
 
 
 def _trainer(cfg: DictConfig, loggers: list[Logger]) -> pl.Trainer:
@@ -212,8 +200,8 @@ def data_config_for_eval(cfg: DictConfig, stored: dict[str, Any] | None) -> Dict
     checkpoint's, when both use the same data module. Choosing another data group on the command
     line (``data=...``) replaces the stored settings whole.
     """
-    overrides = job_overrides()
-    if stored is None or any(o.split("=", 1)[0].lstrip("+~") == "data" for o in overrides):
+    keys = override_keys(job_overrides())
+    if stored is None or "data" in keys:
         return cfg.data
     merged = OmegaConf.create(stored)
     if "seed" in merged and "episode_seed" not in merged:  # written before data.episode_seed: then
@@ -222,8 +210,7 @@ def data_config_for_eval(cfg: DictConfig, stored: dict[str, Any] | None) -> Dict
         for key in MACHINE_DATA_KEYS:
             if key in merged and key in cfg.data:
                 merged[key] = cfg.data[key]
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
+    for key in keys:
         if key.startswith("data."):
             OmegaConf.update(merged, key[len("data.") :], OmegaConf.select(cfg.data, key[len("data.") :]))
     return merged

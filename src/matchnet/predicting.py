@@ -19,8 +19,8 @@ from torch import Tensor
 
 from matchnet.classifier import DEFAULT_CHECKPOINT, OneShotClassifier
 from matchnet.errors import MatchnetError
+from matchnet.hydra_job import output_dir
 from matchnet.io import write_json_atomic
-from matchnet.pipeline import output_dir
 
 log = logging.getLogger(__name__)
 

@@ -52,6 +52,7 @@ from matchnet.comparisons import (
 )
 from matchnet.errors import MatchnetError
 from matchnet.io import RESULT_FILE, atomic_open, write_text_atomic
+from matchnet.overrides import override_keys, override_values, parse
 
 log = logging.getLogger(__name__)
 COLUMNS = (
@@ -172,7 +173,11 @@ def collect_search(sweep_dir: Path, params: list[str], direction: str) -> list[d
         value = result.get("optimized_value")
         ok = result.get("status") == "ok" and isinstance(value, (int, float))
         overrides = result.get("overrides", [])
-        chosen = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in params] if params else overrides
+        chosen = (
+            [o for o, key in zip(overrides, override_keys(overrides), strict=True) if key in params]
+            if params
+            else overrides
+        )
         error = result.get("error") or (f"{result.get('optimized_metric')} was not logged" if not ok else "")
         rows.append(
             {
@@ -247,11 +252,12 @@ def _search(config: DictConfig) -> tuple[list[str], str] | None:
     if not isinstance(direction, str):  # several objectives: not what src/train.py returns
         return None
     params = [str(k) for k in sweeper.get("params") or {}]
-    sweeps = ("choice(", "range(", "interval(", "tag(")  # searched settings given on the command line
-    for override in OmegaConf.select(config, "hydra.overrides.task", default=None) or []:
-        key, _, value = str(override).partition("=")
-        if value.startswith(sweeps) and key not in params:
-            params.append(key)
+    # Searched settings given on the command line: every sweep (``choice(...)``, ``interval(...)``,
+    # ``a,b``, ...), as the sweeper itself reads them.
+    task = OmegaConf.select(config, "hydra.overrides.task", default=None) or []
+    for override in parse(str(o) for o in task):
+        if override.is_sweep_override() and override.key_or_group not in params:
+            params.append(override.key_or_group)
     return params, direction
 
 
@@ -305,20 +311,10 @@ class Job:
         return f"{100 * self.result['test_acc']:.2f} ± {100 * self.result['test_acc_ci95']:.2f}"
 
 
-def _settings(overrides: Sequence[str]) -> dict[str, str]:
-    """``key -> value`` of command-line overrides (``+``/``~`` prefixes dropped)."""
-    settings = {}
-    for override in overrides:
-        key, sep, value = str(override).partition("=")
-        if sep:
-            settings[key.lstrip("+~")] = value
-    return settings
-
-
 def read_jobs(sweep_dir: Path) -> list[Job]:
     """The jobs of ``sweep_dir`` in job order (see :func:`collect`)."""
     return [
-        Job(folder.name, folder, result, _settings(result.get("overrides", [])))
+        Job(folder.name, folder, result, override_values(result.get("overrides", [])))
         for folder, result in ((f, _read_result(f)) for f in _job_folders(sweep_dir))
     ]
 

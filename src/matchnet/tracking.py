@@ -16,11 +16,11 @@ import rich.console
 import rich.syntax
 import rich.tree
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from matchnet.errors import MatchnetError
+from matchnet.hydra_job import in_multirun
 from matchnet.io import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,6 @@ CONFIG_TREE_FILE = "config_tree.log"
 MAX_NAME_CHARS = 64
 # Shown first in the start-up tree; the other top-level keys follow in config order.
 TREE_ORDER = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger")
-
-
-def in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def sweeper_optimises() -> bool:
