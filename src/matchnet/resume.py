@@ -14,6 +14,12 @@ checkpoint's model settings are checked against the run's before anything starts
 :class:`ResumeEpisodes` makes a run resumed mid-epoch skip the episodes of that epoch it has already
 trained on. The training episode stream is a pure function of ``(seed, epoch, index)``, so the resumed
 run sees exactly the episodes of an uninterrupted one.
+
+Why :class:`ResumeEpisodes` is written here: Lightning restores the loop's step counters from a
+mid-epoch checkpoint but restarts the epoch's DataLoader from its first batch (Lightning-AI/
+pytorch-lightning#19764, "Resume from mid steps inside an epoch", open), so without it a resumed run
+would train on the epoch's first episodes twice. Lightning's stateful-dataloader support
+(``torchdata.stateful_dataloader``) is the way to drop it once the episode sampler is made stateful.
 """
 
 from __future__ import annotations
