@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from fixture_types import ComposeConfig, MakeTrainer
+from helpers.fixture_types import ComposeConfig, MakeTrainer
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl

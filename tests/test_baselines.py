@@ -16,7 +16,10 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from fixture_types import ComposeConfig, MakeTrainer
+from helpers.fixture_types import ComposeConfig, MakeTrainer
+from helpers.model_configs import MODEL_CONF, load_model_config
+from helpers.scripts import last_json, run_main
+from helpers.small_models import images, strokes
 from matchnet.baselines import (
     BaselineClassifierModule,
     CosineHead,
@@ -34,9 +37,6 @@ from matchnet.errors import MatchnetError
 from matchnet.model.pixels import Pixels
 from matchnet.module import MatchingNetModule
 from matchnet.predicting import predict_task
-from model_configs import CONF, load_model_config
-from scripts import last_json, run_main
-from test_classifier import images, strokes
 
 SIZE = 28
 OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 1e-2}
@@ -206,7 +206,8 @@ def test_a_baseline_checkpoint_is_read_as_a_matching_network_everywhere(tmp_path
     torch.testing.assert_close(torch.tensor(prediction.probs), classifier.predict_proba(x[:1])[0])
 
 
-def test_predict_runs_on_a_baseline_checkpoint(tmp_path: Path) -> None:
+def test_predict_runs_on_a_baseline_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # outside a Hydra job, predictions.json goes to the working directory
     path = save(baseline(num_classes=6), tmp_path / "baseline.ckpt")
     for label, seed in (("alpha", 1), ("beta", 2)):
         (tmp_path / "support" / label).mkdir(parents=True)
@@ -217,6 +218,7 @@ def test_predict_runs_on_a_baseline_checkpoint(tmp_path: Path) -> None:
     )
     summary, predictions = predict_task(cfg, tmp_path)
     assert summary["classes"] == 2 and predictions[0]["label"] == "beta"
+    assert (tmp_path / "predictions.json").is_file()
 
 
 def test_a_matching_network_checkpoint_still_loads_as_one(tmp_path: Path) -> None:
@@ -342,25 +344,20 @@ def test_eval_without_a_checkpoint_needs_a_parameter_free_model(
 def test_a_trained_baseline_is_evaluated_and_starts_a_matching_network(
     omniglot_root: Path, tmp_path: Path
 ) -> None:
-    tiny = [
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=3",
-        "data.val_episodes=2",
-        "data.test_episodes=4",
-    ]
+    tiny = ["debug=tiny", "trainer.max_epochs=1", "logger=none"]
     trained = last_json(
         run_main(
             "train.py",
             "experiment=results_baseline",
             *tiny,
+            "trainer.limit_train_batches=3",  # an epoch of the baseline is a pass over all training images
             "data.train_batch_size=32",
-            "logger=none",
             f"hydra.run.dir={tmp_path}/baseline",
             cwd=tmp_path,
         )
     )
     assert trained["method"] == "baseline" and trained["train_batches"] == 3 and trained["train_images"] == 96
-    assert trained["way"] == 20 and trained["episodes"] == 4
+    assert trained["way"] == 20 and trained["episodes"] == 6
     ckpt = trained["ckpt_path"]
 
     evaluated = last_json(
@@ -383,8 +380,6 @@ def test_a_trained_baseline_is_evaluated_and_starts_a_matching_network(
         "experiment=results_vinyals_nofce",
         f"model.encoder_init={ckpt}",
         *tiny,
-        "data.train_episodes_per_epoch=2",
-        "logger=none",
         f"hydra.run.dir={tmp_path}/mn",
         cwd=tmp_path,
     )
@@ -413,7 +408,7 @@ def test_pair_loss_weighs_same_and_different_pairs_equally() -> None:
 
 def siamese_config() -> dict[str, Any]:
     """``model=siamese`` resolved for 28x28 images, with a narrow Conv4."""
-    cfg = OmegaConf.load(CONF / "siamese.yaml")
+    cfg = OmegaConf.load(MODEL_CONF / "siamese.yaml")
     cfg.pop("defaults")
     cfg.encoder = model_config(encoder={"hidden": 8})["encoder"]
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
@@ -496,10 +491,8 @@ def test_a_trained_siamese_network_is_evaluated(omniglot_root: Path, tmp_path: P
         run_main(
             "train.py",
             "experiment=results_siamese",
+            "debug=tiny",
             "trainer.max_epochs=1",
-            "data.train_episodes_per_epoch=3",
-            "data.val_episodes=2",
-            "data.test_episodes=4",
             "logger=none",
             f"hydra.run.dir={tmp_path}/siamese",
             cwd=tmp_path,

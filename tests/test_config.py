@@ -13,10 +13,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from helpers.paths import DATA_ROOT
+from helpers.scripts import run_main
 from matchnet.config import validate, validate_data
 from matchnet.errors import MatchnetError
 from matchnet.model import Conv4, MatchingNetwork
-from scripts import DATA_ROOT, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

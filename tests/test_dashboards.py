@@ -11,18 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from scripts import fresh_environment, pythonpath_with_tests, run_main
-from wandb_records import read_run
+from helpers.scripts import fresh_environment, pythonpath_with_tests, run_sweep
+from helpers.wandb_records import read_run
 
 ROOT = Path(__file__).resolve().parents[1]
-# A few real episodes (not fast_dev_run, which gives Lightning's callbacks placeholder loggers).
-QUICK = [
-    "experiment=omniglot_5w1s",
-    "trainer.max_epochs=1",
-    "data.train_episodes_per_epoch=2",
-    "data.val_episodes=1",
-    "data.test_episodes=2",
-]
+# A few real episodes (not debug=fdr, which gives Lightning's callbacks placeholder loggers), logged to W&B.
+QUICK = ["experiment=omniglot_5w1s", "debug=tiny", "logger=wandb"]
 
 pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.e2e]
 
@@ -35,27 +29,22 @@ def wandb_run(folder: Path) -> dict:
 
 def test_two_sweeps_of_a_task_land_in_two_groups(omniglot_root: Path, tmp_path: Path) -> None:
     groups = []
-    for sweep, seeds, jobs in (("sweep_a", "seed=0,1", ("0", "1")), ("sweep_b", "seed=0", ("0",))):
-        proc = run_main(
-            "train.py", "-m", *QUICK, seeds, f"hydra.sweep.dir={tmp_path / sweep}", cwd=tmp_path
-        )
-        runs = [wandb_run(tmp_path / sweep / job) for job in jobs]
+    for folder, seeds, jobs in (("sweep_a", "seed=0,1", ("0", "1")), ("sweep_b", "seed=0", ("0",))):
+        sweep, proc = run_sweep("train.py", *QUICK, seeds, cwd=tmp_path, folder=folder)
+        runs = [wandb_run(sweep / job) for job in jobs]
         assert len({run["run"]["group"] for run in runs}) == 1  # the jobs of a sweep share a group
         groups.append(runs[0]["run"]["group"])
         for job, logged in enumerate(runs):
             assert logged["run"]["job_type"] == "train"
             assert logged["run"]["tags"] == ["omniglot", "5w1s", "fce"]
-            # task and job number; these overrides are too long to join the name
-            assert logged["run"]["name"] == f"omniglot_5w1s#{job}"
+            # task, job number and the overrides short enough to join (the experiment and seed left out)
+            assert logged["run"]["name"] == f"omniglot_5w1s#{job} debug=tiny,logger=wandb"
             assert logged["config"]["seed"] == job and logged["config"]["tags"] == ["omniglot", "5w1s", "fce"]
             assert any("lr-Adam" in row for row in logged["history"])  # the learning-rate monitor
         assert proc.stdout.count("W&B run: ") == len(jobs)  # once per job
     assert groups[0] != groups[1] and all(g.startswith("omniglot_5w1s-") for g in groups)
 
-    explicit = tmp_path / "explicit"
-    run_main(
-        "train.py", "-m", *QUICK, "logger.wandb.group=mine", f"hydra.sweep.dir={explicit}", cwd=tmp_path
-    )
+    explicit, _ = run_sweep("train.py", *QUICK, "logger.wandb.group=mine", cwd=tmp_path, folder="explicit")
     assert wandb_run(explicit / "0")["run"]["group"] == "mine"
 
 
@@ -73,7 +62,7 @@ def test_interrupted_run_has_its_whole_config(omniglot_root: Path, tmp_path: Pat
             "trainer.max_epochs=1",
             "data.val_episodes=2",
             f"hydra.run.dir={run}",
-            "+callbacks.slow._target_=resume_helpers.SlowDown",
+            "+callbacks.slow._target_=helpers.callbacks.SlowDown",
             f"+callbacks.slow.marker={marker}",
         ],
         cwd=tmp_path,

@@ -9,27 +9,26 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from ddp_probe import episode_hash
+from helpers.callbacks import episode_hash
+from helpers.fixture_types import ComposeConfig
+from helpers.scripts import last_json, pythonpath_with_tests, run_main, run_script
 from matchnet import distributed
 from matchnet.data import OmniglotDataModule
 from matchnet.errors import MatchnetError
-from scripts import last_json, pythonpath_with_tests, run_main, run_script
 
-ROOT = Path(__file__).resolve().parents[1]
 # Two CPU processes with Gloo; E = 5 training episodes per epoch -> 2 per rank (one dropped), 7 test
 # episodes -> 4 + 3 (no padding), 3 validation episodes -> 2 + 1.
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 TINY = [
+    "debug=tiny",
+    "logger=wandb",  # one W&B run per job, not per rank
     "data.train_way=null",  # training episodes like the DataModule built below (constructor defaults)
-    "trainer.max_epochs=2",
     "data.train_episodes_per_epoch=5",
     "data.val_episodes=3",
     "data.test_episodes=7",
-    "trainer.log_every_n_steps=1",
 ]
 
 
@@ -67,7 +66,7 @@ def test_ddp_sweep_splits_episodes_and_each_job_writes_one_run(omniglot_root: Pa
         *DDP,
         *TINY,
         "model.fce=true,false",
-        "+callbacks.probe._target_=ddp_probe.EpisodeProbe",
+        "+callbacks.probe._target_=helpers.callbacks.EpisodeProbe",
         "+callbacks.probe.out_dir=${hydra:runtime.output_dir}/probe",
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
@@ -164,14 +163,11 @@ def test_bad_ddp_settings_fail_cleanly(tmp_path: Path, overrides: list[str], nee
 
 
 def test_child_command_reenters_the_job_not_the_sweep(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compose_config: ComposeConfig
 ) -> None:
     monkeypatch.setenv(distributed.ENTRY_POINT_ENV, json.dumps(["python", "/src/train.py"]))
     overrides = ["trainer=ddp", "model.fce=false"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train", overrides=[*overrides, "hydra/launcher=submitit_local"], return_hydra_config=True
-        )
+    cfg = compose_config("train", [*overrides, "hydra/launcher=submitit_local"], hydra=True)
     hydra_cfg = cfg.hydra
     with open_dict(hydra_cfg):
         hydra_cfg.runtime.output_dir = str(tmp_path / "sweep it" / "3")

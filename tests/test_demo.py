@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from demo_server import DATA_ROOT, SHIPPED_CKPT, serve
+from helpers.demo_server import SHIPPED_CKPT, serve_shipped
+from helpers.small_models import images, save_checkpoint, strokes
 from matchnet.classifier import OneShotClassifier
 from matchnet.demo.core import (
     MAX_LABEL,
@@ -23,7 +24,6 @@ from matchnet.demo.core import (
     read_upload,
 )
 from matchnet.errors import MatchnetError
-from test_classifier import images, save_checkpoint, strokes
 
 # ---------------------------------------------------------------------- support set and inference
 
@@ -136,9 +136,7 @@ def test_labels_blank_images_and_bad_uploads_raise_clear_errors(tmp_path: Path) 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    if not SHIPPED_CKPT.is_file():
-        pytest.fail(f"{SHIPPED_CKPT} does not exist; the demo tests need the shipped checkpoint.")
-    with serve(SHIPPED_CKPT, DATA_ROOT) as url:
+    with serve_shipped() as url:
         yield url
 
 

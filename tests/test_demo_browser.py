@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from demo_server import DATA_ROOT, SHIPPED_CKPT, serve
+from helpers.demo_server import serve_shipped
 
 pytestmark = pytest.mark.e2e  # a browser and its driver in processes of their own
 
@@ -77,9 +77,7 @@ def start_browser() -> Any:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    if not SHIPPED_CKPT.is_file():
-        pytest.fail(f"{SHIPPED_CKPT} does not exist; the demo tests need the shipped checkpoint.")
-    with serve(SHIPPED_CKPT, DATA_ROOT) as url:
+    with serve_shipped() as url:
         yield url
 
 

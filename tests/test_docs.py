@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.fixture_types import ComposeConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 README = ROOT / "README.md"
@@ -141,9 +143,8 @@ def jobs_of(overrides: list[str], sweep: bool) -> list[list[str]]:
     return [list(job) for job in itertools.product(*choices)]
 
 
-def check(command: Command) -> int:
+def check(command: Command, compose_config: ComposeConfig) -> int:
     """Compose every job of ``command`` (and validate train / eval jobs); returns how many jobs."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
     from matchnet.config import validate
@@ -151,13 +152,12 @@ def check(command: Command) -> int:
     overrides, sweep = overrides_of(command)
     jobs = jobs_of(overrides, sweep)
     config = ENTRY_POINTS[command.entry]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        for job in jobs:
-            cfg = compose(config, overrides=job, return_hydra_config=True)
-            if config in VALIDATED:
-                with open_dict(cfg):
-                    del cfg["hydra"]
-                validate(cfg, config)
+    for job in jobs:
+        cfg = compose_config(config, job, hydra=True)
+        if config in VALIDATED:
+            with open_dict(cfg):
+                del cfg["hydra"]
+            validate(cfg, config)
     return len(jobs)
 
 
@@ -177,9 +177,9 @@ def test_the_docs_have_commands_to_check() -> None:
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[f"{c.where} {c.entry}" for c in COMMANDS])
-def test_documented_command_composes(command: Command) -> None:
+def test_documented_command_composes(compose_config: ComposeConfig, command: Command) -> None:
     try:
-        check(command)
+        check(command, compose_config)
     except Exception as err:  # any failure is the doc's: name the command and the error
         shown = f"{command.entry}.py {' '.join(command.args)}"
         pytest.fail(f"{command.where}: {shown}\n{type(err).__name__}: {err}")
@@ -243,9 +243,11 @@ def test_sweeps_are_split_into_jobs_by_hydra() -> None:
         ("train", ("--cfg", "job"), "not a key=value override"),
     ],
 )
-def test_wrong_commands_fail(entry: str, args: tuple[str, ...], error: str) -> None:
+def test_wrong_commands_fail(
+    compose_config: ComposeConfig, entry: str, args: tuple[str, ...], error: str
+) -> None:
     with pytest.raises(Exception, match=error):
-        check(Command("doc:1", entry, args))
+        check(Command("doc:1", entry, args), compose_config)
 
 
 WRONG_DOC = """A page whose commands drifted from the configs:
@@ -259,15 +261,15 @@ and inline, `python src/eval.py ckpt_path=<file> data.wya=20`.
 """
 
 
-def test_a_wrong_key_in_markdown_fails_its_command() -> None:
+def test_a_wrong_key_in_markdown_fails_its_command(compose_config: ComposeConfig) -> None:
     """From Markdown text to a failed check: the extraction and the composition together."""
     right, shots, wya = commands_in(WRONG_DOC, "page.md")
-    assert check(right) == 4
+    assert check(right, compose_config) == 4
     with pytest.raises(Exception, match="data.shots"):
-        check(shots)
+        check(shots, compose_config)
     assert wya.where == "page.md:8"
     with pytest.raises(Exception, match="data.wya"):
-        check(wya)
+        check(wya, compose_config)
 
 
 # ---------------------------------------------------------------------- links and size

@@ -8,25 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from scripts import last_json, run_main
-from wandb_records import read_run
-
-ROOT = Path(__file__).resolve().parents[1]
-# A few episodes of everything: enough to exercise fit, checkpointing, test and logging.
-TINY = [
-    "trainer.max_epochs=2",
-    "data.train_episodes_per_epoch=3",
-    "data.val_episodes=2",
-    "data.test_episodes=6",
-    "trainer.log_every_n_steps=1",
-]
+from helpers.scripts import last_json, run_in, run_main, run_sweep
+from helpers.wandb_records import read_run
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 
 def test_train_then_eval_same_accuracy(omniglot_root: Path, tmp_path: Path) -> None:
-    proc = run_main("train.py", *TINY, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
-    result = last_json(proc.stdout)
+    result = last_json(run_in(tmp_path / "run", "train.py", "debug=tiny"))
     for key in ("test_acc", "test_acc_ci95", "episodes", "way", "shot", "fce", "distance", "split"):
         assert key in result
     assert result["episodes"] == 6 and result["way"] == 5 and result["shot"] == 1
@@ -36,34 +25,23 @@ def test_train_then_eval_same_accuracy(omniglot_root: Path, tmp_path: Path) -> N
     assert ckpt.is_file() and ckpt.parent == tmp_path / "run" / "checkpoints"
     assert json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"] == result["test_acc"]
 
-    evaluated = last_json(
-        run_main("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path}/eval", cwd=tmp_path).stdout
-    )
+    evaluated = last_json(run_in(tmp_path / "eval", "eval.py", f"ckpt_path={ckpt}"))
     assert evaluated["test_acc"] == result["test_acc"]
     assert evaluated["test_acc_ci95"] == result["test_acc_ci95"]
     assert evaluated["episodes"] == 6 and evaluated["train_episodes"] == result["train_episodes"]
 
-    more = run_main(
-        "eval.py",
-        f"ckpt_path={ckpt}",
-        "data.test_episodes=9",
-        f"hydra.run.dir={tmp_path}/eval9",
-        cwd=tmp_path,
-    )
-    assert last_json(more.stdout)["episodes"] == 9
+    more = run_in(tmp_path / "eval9", "eval.py", f"ckpt_path={ckpt}", "data.test_episodes=9")
+    assert last_json(more)["episodes"] == 9
 
 
 @pytest.mark.e2e
 def test_sweep_writes_jobs_wandb_runs_and_summary(omniglot_root: Path, tmp_path: Path) -> None:
-    sweep = tmp_path / "multirun"
-    proc = run_main(
+    sweep, proc = run_sweep(
         "train.py",
-        "-m",
         "model.fce=true,false",
         "data.shot=1,5",
         "trainer.fast_dev_run=true",
         "data.test_episodes=4",
-        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
@@ -94,16 +72,8 @@ def test_sweep_writes_jobs_wandb_runs_and_summary(omniglot_root: Path, tmp_path:
 
 @pytest.mark.e2e
 def test_distance_sweep(omniglot_root: Path, tmp_path: Path) -> None:
-    sweep = tmp_path / "multirun"
-    run_main(
-        "train.py",
-        "-m",
-        "model.distance=cosine,euclidean,dot",
-        "trainer.fast_dev_run=true",
-        "logger=none",
-        "data.test_episodes=2",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
+    sweep, _ = run_sweep(
+        "train.py", "model.distance=cosine,euclidean,dot", "debug=fdr", "logger=none", cwd=tmp_path
     )
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert [row["status"] for row in rows] == ["ok"] * 3

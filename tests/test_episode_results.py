@@ -11,12 +11,12 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from fixture_types import MakeTrainer
-from image_folders import write_split_folders
+from helpers.fixture_types import MakeTrainer
+from helpers.image_folders import write_split_folders
+from helpers.model_configs import load_model_config
 from matchnet.data import Episode, ImageFolderDataModule
 from matchnet.module import MatchingNetModule
 from matchnet.pipeline import data_config_for_eval
-from model_configs import load_model_config
 
 OMNIGLOT = "matchnet.data.OmniglotDataModule"
 

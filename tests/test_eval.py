@@ -5,10 +5,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import hydra
 import pytest
 
-from demo_server import SHIPPED_CKPT
-from scripts import last_json, run_main
+from helpers.demo_server import SHIPPED_CKPT
+from helpers.fixture_types import ComposeConfig
+from helpers.scripts import last_json, run_main
+from matchnet.config import validate_data
+from matchnet.errors import MatchnetError
+from matchnet.pipeline import EVAL_STAGES
 
 pytestmark = pytest.mark.data
 
@@ -32,6 +37,21 @@ def evaluate(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str
         cwd=tmp_path,
         check=False,
     )
+
+
+def test_eval_class_count_check_reads_only_the_test_split(
+    omniglot_root: Path, compose_config: ComposeConfig
+) -> None:
+    """The check alone, without a model: the eval config's data, built for the stages ``evaluate`` reads,
+    accepts a way that only the validation split is too small for; built for every stage (as training
+    builds it) it refuses that way and names the split."""
+    data = compose_config(
+        "eval", [f"data.root={omniglot_root}", "data.split=lake", f"data.way={WAY}", "data.download=false"]
+    ).data
+    validate_data(data, EVAL_STAGES)
+    assert hydra.utils.instantiate(data, stages=EVAL_STAGES).num_classes("test") >= WAY
+    with pytest.raises(MatchnetError, match=f"data.way={WAY} but the lake val split has only 172 classes"):
+        hydra.utils.instantiate(data).num_classes("test")
 
 
 def test_eval_checks_only_the_test_split(omniglot_root: Path, tmp_path: Path) -> None:

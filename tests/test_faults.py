@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,21 +16,15 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
-from fixture_types import MakeTrainer
+from helpers.fixture_types import MakeTrainer
+from helpers.model_configs import load_model_config
+from helpers.omniglot_fakes import FAKE_COUNTS, fake_members, write_fake_set
 from matchnet.checkpoints import AtomicCheckpointIO, load_module, non_finite_weights
-from matchnet.data import Episode
+from matchnet.data import Episode, omniglot
 from matchnet.errors import MatchnetError
 from matchnet.module import MatchingNetModule, NonFiniteLossError
 from matchnet.preemption import Preemption, interruption
 from matchnet.resume import check_compatible
-from model_configs import load_model_config
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "data"))  # omniglot_fakes
-
-from omniglot_fakes import FAKE_COUNTS, fake_members  # noqa: E402
-
-from matchnet.data import omniglot  # noqa: E402
 
 
 def small_module(nan_policy: str = "stop", **model: object) -> MatchingNetModule:
@@ -174,9 +167,7 @@ def test_corrupt_image_in_an_extracted_folder_is_named(
         if set_name == "background":
             broken = sorted(members)[11]
             members[broken] = members[broken][:40]  # a truncated PNG
-        for name, data in members.items():
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / name).write_bytes(data)
+        write_fake_set(tmp_path, set_name, folder=True, members=members)
     catalog = omniglot.find_sources(tmp_path, download=False)
     with pytest.raises(MatchnetError, match=f"{broken}.*not a readable PNG"):
         omniglot.load_images(catalog, 28)

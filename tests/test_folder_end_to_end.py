@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from image_folders import draw_image, write_split_folders
-from scripts import last_json, run_main
+from helpers.image_folders import draw_image, write_split_folders
+from helpers.scripts import last_json, run_main
 
 pytestmark = pytest.mark.slow
 
@@ -25,24 +25,16 @@ def test_train_evaluate_predict(tmp_path: Path, channels: int) -> None:
         "data.query=2",
         "logger=none",
     ]
-    smoke = last_json(
-        run_main(
-            "train.py", *data, "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path}/s", cwd=tmp_path
-        )
-    )
+    smoke = last_json(run_main("train.py", *data, "debug=fdr", f"hydra.run.dir={tmp_path}/s", cwd=tmp_path))
     assert smoke["split"] == "folders" and smoke["way"] == 2 and smoke["episodes"] == 1
 
-    tiny = [
-        "trainer.max_epochs=1",
-        "data.train_episodes_per_epoch=3",
-        "data.val_episodes=2",
-        "data.test_episodes=4",
-    ]
     trained = last_json(
-        run_main("train.py", *data, *tiny, "data.augment=true", f"hydra.run.dir={tmp_path}/t", cwd=tmp_path)
+        run_main(
+            "train.py", *data, "debug=tiny", "data.augment=true", f"hydra.run.dir={tmp_path}/t", cwd=tmp_path
+        )
     )
     ckpt = trained["ckpt_path"]
-    assert ckpt and Path(ckpt).is_file() and trained["episodes"] == 4
+    assert ckpt and Path(ckpt).is_file() and trained["episodes"] == 6
 
     evaluated = last_json(
         run_main("eval.py", f"ckpt_path={ckpt}", "logger=none", f"hydra.run.dir={tmp_path}/e", cwd=tmp_path)

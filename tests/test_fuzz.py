@@ -1,11 +1,12 @@
 """Property-based tests: any episode / model / optimiser settings either train for a few steps or stop
-with a MatchnetError before training; random bytes as images always give a MatchnetError naming the
-file. Training runs in-process on the fake Omniglot archives (tests/data/omniglot_fakes.py)."""
+with the MatchnetError they call for (the invalid setting, or the clash with the data, by name), never
+another; random bytes as images always give a MatchnetError naming the file. Training runs in-process on
+the fake Omniglot archives (tests/helpers/omniglot_fakes.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,15 +16,13 @@ from hydra import compose, initialize_config_dir
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from helpers.omniglot_fakes import FAKE_COUNTS, fake_members, write_fake_set
+from helpers.paths import CONF
 from matchnet.cli import user_error
-from matchnet.data import load_image, omniglot
+from matchnet.data import OmniglotDataModule, load_image, omniglot
 from matchnet.errors import MatchnetError
+from matchnet.module import NonFiniteLossError
 from matchnet.pipeline import train
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "data"))  # omniglot_fakes
-
-from omniglot_fakes import FAKE_COUNTS, fake_members  # noqa: E402
 
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -31,13 +30,9 @@ FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthChe
 @pytest.fixture(scope="module")
 def fake_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Fake Omniglot zips (7 alphabets of 3 characters), their counts made the expected ones."""
-    import zipfile
-
     root = tmp_path_factory.mktemp("omniglot")
     for set_name in omniglot.SETS:
-        with zipfile.ZipFile(root / f"images_{set_name}.zip", "w") as archive:
-            for name, data in fake_members(set_name).items():
-                archive.writestr(name, data)
+        write_fake_set(root, set_name)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(omniglot, "EXPECTED_COUNTS", FAKE_COUNTS)
         yield root
@@ -111,25 +106,72 @@ VALID_MODEL = {
     "optimizer.lr": 1e-3,
     "nan_policy": "stop",
 }
+# How the checkpoint writer refuses weights that diverged to NaN or inf (matchnet.checkpoints).
+NON_FINITE_WEIGHTS = "The weights became NaN or infinite"
+# The size of a training run here: debug=tiny's episodes, one epoch.
+TRAIN_EPISODES, TEST_EPISODES = 3, 6
+
+# What each (split, rotations) makes of the fake archives: per stage, the classes and the classes of its
+# largest alphabet. Facts of the data, for telling which valid settings must clash with it.
+Classes = dict[str, tuple[int, int]]
+
+
+@pytest.fixture(scope="module")
+def fake_classes(fake_root: Path) -> dict[tuple[str, bool], Classes]:
+    classes: dict[tuple[str, bool], Classes] = {}
+    for split in ("vinyals", "lake"):
+        for rotations in (True, False):
+            datamodule = OmniglotDataModule(
+                root=str(fake_root), download=False, split=split, rotations=rotations
+            )
+            classes[split, rotations] = {}
+            for stage in ("train", "val", "test"):
+                alphabets = Counter(name.split("/")[0] for name in datamodule.class_names(stage))
+                classes[split, rotations][stage] = (alphabets.total(), max(alphabets.values()))
+    return classes
+
+
+def data_clashes(settings_: dict, classes: Classes) -> list[str]:
+    """How the errors start that these valid settings must give on the fake archives (empty: they must
+    train): more support + query drawings than a character has (20), more ways than a stage has classes,
+    or, within one alphabet, than its largest alphabet has."""
+    way, shot, query = settings_["data.way"], settings_["data.shot"], settings_["data.query"]
+    train_way, train_shot = settings_["data.train_way"], settings_["data.train_shot"]
+    expected = []
+    for stage in ("train", "val", "test"):
+        if stage == "train":
+            way_key = "way" if train_way is None else "train_way"
+            shot_key = "shot" if train_shot is None else "train_shot"
+            stage_way, stage_shot = settings_[f"data.{way_key}"], settings_[f"data.{shot_key}"]
+        else:
+            way_key, shot_key, stage_way, stage_shot = "way", "shot", way, shot
+        if stage_shot + query > omniglot.DRAWINGS_PER_CHARACTER:
+            expected.append(f"data.{shot_key} + data.query = {stage_shot} + {query} = ")
+        available, largest = classes[stage]
+        if stage_way > available:
+            split = settings_["data.split"]
+            expected.append(f"data.{way_key}={stage_way} but the {split} {stage} split has only {available} ")
+        if stage != "train" and settings_["data.within_alphabet"] and stage_way > largest:
+            expected.append(f"data.{way_key}={stage_way} with data.within_alphabet=true, but the largest ")
+    return expected
+
+
 def train_tiny(fake_root: Path, run_dir: Path, settings_: dict) -> dict:
-    """``src/train.py``'s pipeline on the fake archives, a tiny budget and ``settings_``."""
+    """``src/train.py``'s pipeline on the fake archives, ``debug=tiny`` for one epoch and ``settings_``."""
     overrides = [f"{key}={_value(value)}" for key, value in settings_.items()] + [
         f"data.root={fake_root}",
         "data.download=false",
-        "data.train_episodes_per_epoch=2",
-        "data.val_episodes=1",
-        "data.test_episodes=2",
+        "debug=tiny",
+        "trainer.max_epochs=1",
         "+trainer.num_sanity_val_steps=0",
         "model.encoder.hidden=8",
-        "trainer.max_epochs=1",
-        "trainer.accelerator=cpu",
         f"trainer.default_root_dir={run_dir}",
         f"callbacks.checkpoint.dirpath={run_dir}/checkpoints",
         "~callbacks.progress_bar",
         "+trainer.enable_progress_bar=false",
         "logger=none",
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     run_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.chdir(run_dir):  # outside a Hydra run, the run's files go to the working directory
@@ -142,33 +184,42 @@ def train_tiny(fake_root: Path, run_dir: Path, settings_: dict) -> dict:
 def test_valid_settings_train(fake_root: Path, tmp_path: Path, extra: dict) -> None:
     """The success path of the property test below, on its own: valid settings train and test."""
     result = train_tiny(fake_root, tmp_path, VALID_EPISODE | VALID_MODEL | extra)
-    assert result["train_episodes"] == 2 and result["episodes"] == 2
+    assert result["train_episodes"] == TRAIN_EPISODES and result["episodes"] == TEST_EPISODES
 
 
 @FAST
 @given(episode=episode, model=model, broken=broken)
 def test_any_settings_train_or_fail_cleanly(
     fake_root: Path,
+    fake_classes: dict[tuple[str, bool], Classes],
     tmp_path_factory: pytest.TempPathFactory,
     episode: dict,
     model: dict,
     broken: tuple[str, object] | None,
 ) -> None:
+    """Valid settings train, unless they clash with the data (then that clash is the error) or training
+    diverges (optimizer.lr=1e4: a non-finite loss under nan_policy=stop, or non-finite weights); an invalid
+    setting is refused by name. Any other error, or a valid setting refused, fails the test."""
     # A broken setting goes on episode settings that cannot clash with the data, so it is the only error.
     settings_ = (VALID_EPISODE if broken else episode) | model | dict([broken] if broken else [])
+    classes = None if broken else fake_classes[settings_["data.split"], settings_["data.rotations"]]
+    clashes = data_clashes(settings_, classes) if classes else []
     try:
         result = train_tiny(fake_root, tmp_path_factory.mktemp("run"), settings_)
     except Exception as raised:
         err = user_error(raised)  # what the entry points print cleanly; anything else is a bug
         if err is None:
             raise
-        named = ("data.", "model.", "optimizer.", "trainer.", "nan_policy", str(fake_root))
-        assert any(name in str(err) for name in named), err  # names a setting or a file
         if broken:
-            assert f"{broken[0]}=" in str(err)  # the broken setting is the one named
+            assert f"{broken[0]}=" in str(err), err  # the broken setting is the one named
+        elif not str(err).startswith(tuple(clashes)):
+            stopped = isinstance(err, NonFiniteLossError) and settings_["nan_policy"] == "stop"
+            diverged = stopped or str(err).startswith(NON_FINITE_WEIGHTS)
+            assert diverged and not clashes, f"valid settings {settings_} were refused: {err}"
         return
     assert broken is None, f"{broken} was accepted"
-    assert result["train_episodes"] <= 2 and result["episodes"] == 2
+    assert not clashes, f"settings that clash with the data were accepted: {clashes}"
+    assert result["train_episodes"] <= TRAIN_EPISODES and result["episodes"] == TEST_EPISODES
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -208,7 +259,7 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from matchnet.module import MatchingNetModule
 
-    cfg = OmegaConf.load(ROOT / "conf" / "model" / "encoder" / "conv4.yaml")
+    cfg = OmegaConf.load(CONF / "model" / "encoder" / "conv4.yaml")
     encoder = {"_target_": cfg._target_, "in_channels": 1, "hidden": 8, "blocks": 4, "image_size": 28}
     model = {"_target_": "matchnet.model.MatchingNetwork", "encoder": encoder, "fce": True, "fce_steps": 1}
     module = MatchingNetModule(model=model, optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3})

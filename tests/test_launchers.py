@@ -7,22 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from scripts import run_main
+from helpers.fixture_types import ComposeConfig
+from helpers.scripts import run_main, run_sweep
 
-ROOT = Path(__file__).resolve().parents[1]
 # Two quick jobs: a few episodes of each stage, no loggers.
-SWEEP = [
-    "-m",
-    "model.fce=true,false",
-    "trainer.max_epochs=1",
-    "data.train_episodes_per_epoch=2",
-    "data.val_episodes=1",
-    "data.test_episodes=3",
-    "logger=none",
-]
+SWEEP = ["model.fce=true,false", "debug=tiny", "data.test_episodes=3", "logger=none"]
 
 
 def check_sweep(sweep: Path) -> None:
@@ -41,14 +32,8 @@ def check_sweep(sweep: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_submitit_local_sweep(omniglot_root: Path, tmp_path: Path) -> None:
-    sweep = tmp_path / "multirun"
-    run_main(
-        "train.py",
-        *SWEEP,
-        "hydra/launcher=submitit_local",
-        "hydra.launcher.timeout_min=10",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
+    sweep, _ = run_sweep(
+        "train.py", *SWEEP, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", cwd=tmp_path
     )
     check_sweep(sweep)
     assert list((sweep / ".submitit").iterdir()), "submitit ran the jobs"
@@ -57,15 +42,7 @@ def test_submitit_local_sweep(omniglot_root: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_joblib_sweep(omniglot_root: Path, tmp_path: Path) -> None:
-    sweep = tmp_path / "multirun"
-    run_main(
-        "train.py",
-        *SWEEP,
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-    )
+    sweep, _ = run_sweep("train.py", *SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path)
     check_sweep(sweep)
 
 
@@ -77,13 +54,10 @@ def test_unknown_launcher_fails_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_slurm_launcher_follows_the_trainer() -> None:
+def test_slurm_launcher_follows_the_trainer(compose_config: ComposeConfig) -> None:
     """``hydra/launcher=slurm``: one task per GPU, nodes and GPUs from the trainer, documented limits."""
     overrides = ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train", overrides=[*overrides, "hydra.launcher.partition=gpu"], return_hydra_config=True
-        )
+    cfg = compose_config("train", [*overrides, "hydra.launcher.partition=gpu"], hydra=True)
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
     assert (launcher["gpus_per_node"], launcher["tasks_per_node"], launcher["nodes"]) == (4, 4, 2)

@@ -9,14 +9,12 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from fixture_types import MakeTrainer
+from helpers.fixture_types import MakeTrainer
+from helpers.model_configs import load_model_config
 from matchnet.checkpoints import load_module
 from matchnet.data import Episode
 from matchnet.errors import MatchnetError
 from matchnet.module import MatchingNetModule, mean_ci95
-from model_configs import load_model_config
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def model_config(**overrides: object) -> dict:

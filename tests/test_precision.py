@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.scripts import last_json, run_in
 from matchnet.precision import BF16, FP32, auto_precision, cpu_flags
-from scripts import last_json, run_main
 
 AMX = frozenset({"fpu", "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"})
 AVX2 = frozenset({"fpu", "sse4_2", "avx2", "fma"})
@@ -59,44 +59,18 @@ def test_the_config_default_is_the_machines_choice(compose_config) -> None:
 @pytest.mark.data
 def test_a_bf16_trained_checkpoint_evaluates_in_fp32(omniglot_root: Path, tmp_path: Path) -> None:
     run = tmp_path / "train"
-    trained = run_main(
-        "train.py",
-        "trainer.precision=bf16-mixed",
-        "trainer.accelerator=cpu",
-        "trainer.max_epochs=1",
-        "data.train_way=5",
-        "data.train_episodes_per_epoch=2",
-        "data.val_episodes=1",
-        "data.test_episodes=2",
-        "logger=none",
-        f"hydra.run.dir={run}",
-        cwd=tmp_path,
+    trained = run_in(
+        run, "train.py", "debug=tiny", "trainer.precision=bf16-mixed", "data.train_way=5", "logger=none"
     )
-    assert last_json(trained)["episodes"] == 2
+    assert last_json(trained)["episodes"] == 6
     ckpt = run / "checkpoints" / "best.ckpt"
     weights = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     floats = [t for t in weights.values() if t.is_floating_point()]
     assert floats and all(t.dtype == torch.float32 for t in floats)
-    evaluated = run_main(
-        "eval.py",
-        f"ckpt_path={ckpt}",
-        "trainer.precision=32-true",
-        "data.test_episodes=2",
-        "logger=none",
-        f"hydra.run.dir={tmp_path / 'eval'}",
-        cwd=tmp_path,
-    )
-    result = last_json(evaluated)
+    fp32 = [f"ckpt_path={ckpt}", "trainer.precision=32-true", "data.test_episodes=2", "logger=none"]
+    result = last_json(run_in(tmp_path / "eval", "eval.py", *fp32))
     assert result["episodes"] == 2
     assert 0.0 <= result["test_acc"] <= 1.0
     # The same checkpoint in fp32 twice: the same number.
-    again = run_main(
-        "eval.py",
-        f"ckpt_path={ckpt}",
-        "trainer.precision=32-true",
-        "data.test_episodes=2",
-        "logger=none",
-        f"hydra.run.dir={tmp_path / 'eval2'}",
-        cwd=tmp_path,
-    )
+    again = run_in(tmp_path / "eval2", "eval.py", *fp32)
     assert last_json(again)["test_acc"] == result["test_acc"]

@@ -14,10 +14,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from helpers.scripts import run_main, run_script
+from helpers.small_models import save_checkpoint, strokes
 from matchnet.errors import MatchnetError
 from matchnet.predicting import predict_task
-from scripts import run_main, run_script
-from test_classifier import save_checkpoint, strokes
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CKPT = ROOT / "checkpoints" / "omniglot-lake-20w1s.ckpt"

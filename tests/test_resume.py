@@ -17,18 +17,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.scripts import fresh_environment, last_json, pythonpath_with_tests, run_main
 from matchnet.checkpoints import load_module, read_checkpoint
 from matchnet.errors import MatchnetError
 from matchnet.resume import check_compatible, resolve_ckpt_path
-from scripts import fresh_environment, last_json, pythonpath_with_tests, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 EPISODES = 16  # 2 epochs of 8 episodes
 RUN = [
-    "trainer.max_epochs=2",
+    "debug=tiny",
     "data.train_episodes_per_epoch=8",
-    "data.val_episodes=2",
-    "data.test_episodes=6",
     "logger=none",
     "trainer.deterministic=true",
     "callbacks.progress_bar.refresh_rate=0",
@@ -52,7 +50,7 @@ def start_slow(run_dir: Path, *overrides: str) -> tuple[subprocess.Popen[str], P
             str(ROOT / "src" / "train.py"),
             *RUN,
             f"hydra.run.dir={run_dir}",
-            "+callbacks.slow._target_=resume_helpers.SlowDown",
+            "+callbacks.slow._target_=helpers.callbacks.SlowDown",
             f"+callbacks.slow.marker={marker}",
             *overrides,
         ],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import run_main
+from helpers.scripts import run_main
 
 # Three trials of a few episodes each (debug=limit); small test stages.
 SEARCH = [

@@ -3,43 +3,36 @@ that is never a test metric, tags that W&B accepts."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from fixture_types import ComposeConfig
+from helpers.fixture_types import ComposeConfig
+from helpers.paths import CONF
 from matchnet.config import validate
 from matchnet.errors import MatchnetError
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 SEARCHES = sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("search", SEARCHES)
-def test_search_space_names_real_settings(search: str) -> None:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"hparams_search={search}"], return_hydra_config=True)
-        sweeper = cfg.hydra.sweeper
-        assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
-        assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed is not None
-        assert sweeper.n_trials >= 1 and sweeper.max_failure_rate == 1.0
-        assert cfg.optimized_metric.startswith("val/")
-        assert {"optimizer.lr", "model.temperature", "model.learn_temperature", "model.fce_steps"} <= set(
-            sweeper.params
+def test_search_space_names_real_settings(compose_config: ComposeConfig, search: str) -> None:
+    cfg = compose_config("train", [f"hparams_search={search}"], hydra=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
+    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed is not None
+    assert sweeper.n_trials >= 1 and sweeper.max_failure_rate == 1.0
+    assert cfg.optimized_metric.startswith("val/")
+    assert {"optimizer.lr", "model.temperature", "model.learn_temperature", "model.fce_steps"} <= set(
+        sweeper.params
+    )
+    for key in sweeper.params:
+        assert OmegaConf.select(cfg, key, default="__missing__") != "__missing__", f"{key} is not a setting"
+    for experiment in EXPERIMENTS:  # every experiment can be searched, with a debug budget
+        composed = compose_config(
+            "train", [f"hparams_search={search}", f"experiment={experiment}", "debug=limit"]
         )
-        for key in sweeper.params:
-            assert OmegaConf.select(cfg, key, default="__missing__") != "__missing__", (
-                f"{key} is not a setting"
-            )
-        for experiment in EXPERIMENTS:  # every experiment can be searched, with a debug budget
-            composed = compose(
-                "train", overrides=[f"hparams_search={search}", f"experiment={experiment}", "debug=limit"]
-            )
-            validate(composed, "train")
+        validate(composed, "train")
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -92,6 +92,33 @@ def test_search_summary_sorts_by_validation_and_tests_only_the_best(tmp_path: Pa
     assert "Test accuracy of the best trial only: 60.00% ± 1.00" in markdown and "99.00" not in markdown
 
 
+def test_search_parameters_are_every_sweep_of_the_command_line(tmp_path: Path) -> None:
+    """A plain comma list is searched by the sweeper as choice(...) is, so it is a parameter too; the
+    keys come from Hydra's parser (quoted values with '=' inside, prefixes)."""
+    (tmp_path / "0").mkdir()
+    overrides = ["model.fce=true", "optimizer.lr=0.002", "+tag='a=b'", "debug=limit"]
+    payload = {
+        "status": "ok",
+        "overrides": overrides,
+        "optimized_metric": "val/acc_best",
+        "optimized_value": 0.5,
+        "test_acc": 0.9,
+        "test_acc_ci95": 0.01,
+        "episodes": 20,
+    }
+    (tmp_path / "0" / "result.json").write_text(json.dumps(payload))
+    config = {
+        "hydra": {
+            "sweep": {"dir": str(tmp_path)},
+            "sweeper": {"direction": "maximize", "params": {"optimizer.lr": "interval(0.001, 0.01)"}},
+            "overrides": {"task": ["model.fce=true,false", "+tag='a=b'", "debug=limit"]},
+        }
+    }
+    SweepSummary().on_multirun_end(OmegaConf.create(config))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "summary.csv").read_text())))
+    assert rows[0]["parameters"] == "model.fce=true optimizer.lr=0.002"
+
+
 # ------------------------------------------------------------------ grid sweeps: comparisons, seeds, curves
 
 EPISODE_SETTINGS = {"data_module": "matchnet.data.omniglot.OmniglotDataModule", "way": 5, "shot": 1}

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.scripts import ROOT, run_sweep
+from helpers.wandb_records import read_run
 from matchnet.checkpoints import read_checkpoint
 from matchnet.module import MatchingNetModule
-from scripts import ROOT, run_main
-from wandb_records import read_run
 
 pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.e2e]
 
@@ -36,14 +36,8 @@ def test_eval_sweep_compares_checkpoints_on_shared_episodes(omniglot_root: Path,
     }
     checkpoint["state_dict"] = MatchingNetModule(**settings).state_dict()
     torch.save(checkpoint, untrained)
-    sweep = tmp_path / "sweep"
-    run_main(
-        "eval.py",
-        "-m",
-        f"ckpt_path={good},{copy},{untrained}",
-        "data.test_episodes=10",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
+    sweep, _ = run_sweep(
+        "eval.py", f"ckpt_path={good},{copy},{untrained}", "data.test_episodes=10", cwd=tmp_path
     )
     assert (sweep / "0" / "test_episodes.csv").read_text() == (sweep / "1" / "test_episodes.csv").read_text()
     markdown = (sweep / "summary.md").read_text()
@@ -56,18 +50,10 @@ def test_eval_sweep_compares_checkpoints_on_shared_episodes(omniglot_root: Path,
 
 
 def test_seed_sweep_groups_by_seed_with_curves_and_dashboard(omniglot_root: Path, tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    run_main(
+    sweep, _ = run_sweep(
         "train.py",
-        "-m",
-        "seed=0,1",
-        "model.fce=true,false",
-        "experiment=omniglot_5w1s",
-        "trainer.max_epochs=2",
-        "data.train_episodes_per_epoch=2",
-        "data.val_episodes=2",
-        "data.test_episodes=3",
-        f"hydra.sweep.dir={sweep}",
+        *("seed=0,1", "model.fce=true,false", "experiment=omniglot_5w1s"),
+        *("debug=tiny", "data.test_episodes=3", "logger=wandb"),
         cwd=tmp_path,
     )
     results = [json.loads((sweep / str(job) / "result.json").read_text()) for job in range(4)]
@@ -112,17 +98,11 @@ def test_seed_sweep_groups_by_seed_with_curves_and_dashboard(omniglot_root: Path
 
 
 def test_sweep_with_a_failed_job_names_it_and_compares_the_rest(omniglot_root: Path, tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    run_main(
+    sweep, _ = run_sweep(
         "train.py",
-        "-m",
         "model.distance=cosine,bogus,euclidean",
-        "trainer.max_epochs=1",
-        "data.train_episodes_per_epoch=2",
-        "data.val_episodes=2",
+        "debug=tiny",
         "data.test_episodes=4",
-        "logger=csv",
-        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )
     markdown = (sweep / "summary.md").read_text()

@@ -10,17 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from scripts import ROOT, fresh_environment, run_main
+from helpers.scripts import ROOT, fresh_environment, run_main
 
 pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.e2e]
-TINY = [
-    "trainer.max_epochs=2",
-    "data.train_episodes_per_epoch=3",
-    "data.val_episodes=2",
-    "data.test_episodes=3",
-    "model.fce_steps=1",
-    "data.augment=0.0,0.5",
-]
+TINY = ["debug=tiny", "data.test_episodes=3", "model.fce_steps=1", "data.augment=0.0,0.5"]
 
 
 def run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

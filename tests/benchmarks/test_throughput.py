@@ -27,12 +27,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fixture_types import MakeTrainer
+from helpers.fixture_types import MakeTrainer
+from helpers.scripts import run_main
 from matchnet.data import Episode
 from matchnet.data.episodes import EpisodeDataset
 from matchnet.model import Conv4, MatchingNetwork
 from matchnet.module import MatchingNetModule
-from scripts import run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {

@@ -1,14 +1,13 @@
-"""Fixtures with fake Omniglot archives (see omniglot_fakes.py)."""
+"""Fixtures with fake Omniglot archives (see tests/helpers/omniglot_fakes.py)."""
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from omniglot_fakes import FAKE_COUNTS, fake_members
 
+from helpers.omniglot_fakes import FAKE_COUNTS, fake_members, write_fake_set
 from matchnet.data import OmniglotDataModule, omniglot
 
 
@@ -25,18 +24,7 @@ def write_fake(fake_sets: dict[str, dict[str, bytes]]) -> Callable[..., Path]:
     def write(
         root: Path, set_name: str, folder: bool = False, members: dict[str, bytes] | None = None
     ) -> Path:
-        members = fake_sets[set_name] if members is None else members
-        root.mkdir(parents=True, exist_ok=True)
-        if folder:
-            for name, data in members.items():
-                (root / name).parent.mkdir(parents=True, exist_ok=True)
-                (root / name).write_bytes(data)
-            return root / f"images_{set_name}"
-        path = root / f"images_{set_name}.zip"
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-            for name, data in members.items():
-                archive.writestr(name, data)
-        return path
+        return write_fake_set(root, set_name, folder, fake_sets[set_name] if members is None else members)
 
     return write
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from omniglot_fakes import FAKE_ALPHABETS
 
+from helpers.omniglot_fakes import FAKE_ALPHABETS
 from matchnet.data import omniglot
 from matchnet.errors import MatchnetError
 

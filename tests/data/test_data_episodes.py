@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
-from fixture_types import MakeTrainer
+from helpers.fixture_types import MakeTrainer
 from matchnet.data import (
     Episode,
     EpisodeDataset,
@@ -101,12 +101,16 @@ def test_rotation_is_counterclockwise_like_the_published_classes() -> None:
     assert np.asarray(Image.fromarray(image[0, 0].numpy()).rotate(90))[0, 0] == 255
 
 
-def test_val_and_test_episodes_are_fixed_by_the_seed(fake_datamodule: MakeDataModule) -> None:
-    first, again, other = fake_datamodule(seed=3), fake_datamodule(seed=3), fake_datamodule(seed=4)
+def test_val_and_test_episodes_are_fixed_by_the_episode_seed(fake_datamodule: MakeDataModule) -> None:
+    first, again = fake_datamodule(episode_seed=3), fake_datamodule(episode_seed=3)
+    other = fake_datamodule(episode_seed=4)
+    # The training seed moves the weights and the training episodes, never the val/test episodes.
+    other_training_seed = fake_datamodule(episode_seed=3, seed=7)
     for stage in ("val", "test"):
         episodes = fingerprints(first.dataset(stage)[n] for n in range(8))
         assert episodes == fingerprints(again.dataset(stage)[n] for n in range(8))
         assert episodes == fingerprints(first.dataset(stage)[n] for n in range(8))
+        assert episodes == fingerprints(other_training_seed.dataset(stage)[n] for n in range(8))
         assert set(episodes).isdisjoint(fingerprints(other.dataset(stage)[n] for n in range(8)))
         assert len(set(episodes)) == 8
 

@@ -10,10 +10,12 @@ import hydra
 import pytest
 from omegaconf import OmegaConf
 
+from helpers.data_configs import check_config_matches_constructor
+from helpers.paths import CONF
 from matchnet.data import OmniglotDataModule
 from matchnet.errors import MatchnetError
 
-CONFIG = Path(__file__).resolve().parents[2] / "conf" / "data" / "omniglot.yaml"
+CONFIG = CONF / "data" / "omniglot.yaml"
 MakeDataModule = Callable[..., OmniglotDataModule]
 
 
@@ -123,16 +125,13 @@ def test_training_settings_default_to_the_evaluation_ones(tmp_path: Path) -> Non
 
 
 def test_config_matches_the_constructor(monkeypatch: pytest.MonkeyPatch, fake_root: Path) -> None:
-    config = OmegaConf.load(CONFIG)
-    parameters = inspect.signature(OmniglotDataModule).parameters
-    assert config._target_ == "matchnet.data.OmniglotDataModule"
-    assert sorted(config.keys())[1:] == sorted(parameters)  # "_target_" sorts first
-    for name, parameter in parameters.items():
-        # train_way: the config trains on 20-way episodes (the project's recipe); the constructor keeps
-        # None (= way) so that a DataModule built in Python does what its arguments say.
-        if name not in ("root", "seed", "train_way"):
-            assert config[name] == parameter.default, name
-    assert (config.train_way, parameters["train_way"].default) == (20, None)
+    # train_way: the config trains on 20-way episodes (the project's recipe); the constructor keeps
+    # None (= way) so that a DataModule built in Python does what its arguments say.
+    config = check_config_matches_constructor("omniglot", OmniglotDataModule, own={"train_way"})
+    assert (config.train_way, inspect.signature(OmniglotDataModule).parameters["train_way"].default) == (
+        20,
+        None,
+    )
     monkeypatch.setenv("MATCHNET_DATA_ROOT", str(fake_root))
     full = OmegaConf.create({"seed": 7, "data": config})
     datamodule = hydra.utils.instantiate(full.data, download=False)

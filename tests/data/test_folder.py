@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 
@@ -11,12 +10,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from image_folders import draw_image, write_flat_folder, write_split_folders
+from helpers.data_configs import check_config_matches_constructor
+from helpers.image_folders import draw_image, write_flat_folder, write_split_folders
 from matchnet.data import ImageFolderDataModule, load_image
 from matchnet.data.folder import cache_path, scan_folder
 from matchnet.errors import MatchnetError
 
-CONFIG = Path(__file__).resolve().parents[2] / "conf" / "data" / "folder.yaml"
 SMALL = {"way": 2, "shot": 1, "query": 2, "image_size": 24}
 
 
@@ -161,14 +160,7 @@ def test_augmentation_on_training_episodes(split_root: Path) -> None:
 
 
 def test_config_matches_the_constructor(split_root: Path) -> None:
-    config = OmegaConf.load(CONFIG)
-    parameters = inspect.signature(ImageFolderDataModule).parameters
-    assert config._target_ == "matchnet.data.ImageFolderDataModule"
-    assert sorted(config.keys())[1:] == sorted(parameters)  # "_target_" sorts first
-    for name, parameter in parameters.items():
-        if name not in ("seed", "split_fractions"):
-            assert config[name] == parameter.default, name
-    assert tuple(config.split_fractions) == tuple(parameters["split_fractions"].default)
+    config = check_config_matches_constructor("folder", ImageFolderDataModule)
     full = OmegaConf.create({"seed": 1, "data": config})
     datamodule = hydra.utils.instantiate(full.data, root=str(split_root), way=2, query=2)
     assert datamodule.split_fractions == (0.6, 0.2, 0.2) and isinstance(

@@ -3,23 +3,22 @@ train / eval end to end on tiny pickles in exactly that format (miniimagenet_fak
 
 from __future__ import annotations
 
-import inspect
 import pickle
 from pathlib import Path
 
 import hydra
 import pytest
 import torch
-from miniimagenet_fakes import FAKE_CLASSES, IMAGES_PER_CLASS, fake_split, write_fake_miniimagenet
 from omegaconf import OmegaConf
 
+from helpers.data_configs import check_config_matches_constructor
+from helpers.fixture_types import ComposeConfig
+from helpers.miniimagenet_fakes import FAKE_CLASSES, IMAGES_PER_CLASS, fake_split, write_fake_miniimagenet
+from helpers.scripts import last_json, run_main
 from matchnet.data import MiniImageNetDataModule, miniimagenet
 from matchnet.data.miniimagenet import SPLIT_FILES, read_split
 from matchnet.errors import MatchnetError
-from scripts import last_json, run_main
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "conf" / "data" / "miniimagenet.yaml"
 SMALL = {"query": 5, "download": False}
 
 
@@ -155,33 +154,17 @@ def test_small_classes_are_named(tmp_path: Path) -> None:
 
 
 def test_config_matches_the_constructor(mini_root: Path) -> None:
-    config = OmegaConf.load(CONFIG)
-    parameters = inspect.signature(MiniImageNetDataModule).parameters
-    assert config._target_ == "matchnet.data.MiniImageNetDataModule"
-    assert sorted(config.keys())[1:] == sorted(parameters)  # "_target_" sorts first
-    for name, parameter in parameters.items():
-        if name not in ("seed", "mean", "std"):
-            assert config[name] == parameter.default, name
-    assert tuple(config.mean) == tuple(parameter_default("mean")) and tuple(config.std) == tuple(
-        parameter_default("std")
-    )
+    config = check_config_matches_constructor("miniimagenet", MiniImageNetDataModule)
     full = OmegaConf.create({"seed": 3, "data": config})
     datamodule = hydra.utils.instantiate(full.data, root=str(mini_root), query=5, download=False)
     assert datamodule.seed == 3 and datamodule.mean == (0.485, 0.456, 0.406)
     assert isinstance(datamodule.hparams["mean"], list)  # plain types in checkpoints, not ListConfig
 
 
-def parameter_default(name: str) -> object:
-    return inspect.signature(MiniImageNetDataModule).parameters[name].default
-
-
-def test_model_config_follows_the_data(mini_root: Path) -> None:
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["data=miniimagenet", "experiment=miniimagenet_5w5s"])
-        resnet = compose("train", overrides=["data=miniimagenet", "model/encoder=resnet12"])
-        omniglot = compose("train")
+def test_model_config_follows_the_data(compose_config: ComposeConfig) -> None:
+    cfg = compose_config("train", ["data=miniimagenet", "experiment=miniimagenet_5w5s"])
+    resnet = compose_config("train", ["data=miniimagenet", "model/encoder=resnet12"])
+    omniglot = compose_config("train")
     encoder = OmegaConf.to_container(cfg.model.encoder, resolve=True)
     assert (
         encoder["in_channels"] == 3
@@ -204,20 +187,13 @@ def run(script: str, *overrides: str, cwd: Path) -> dict:
 @pytest.mark.slow
 def test_train_and_evaluate(mini_root: Path, tmp_path: Path) -> None:
     data = [f"data.root={mini_root}", "data=miniimagenet", "data.query=5", "data.download=false"]
-    smoke = run(
-        "train.py", *data, "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path}/smoke", cwd=tmp_path
-    )
+    smoke = run("train.py", *data, "debug=fdr", f"hydra.run.dir={tmp_path}/smoke", cwd=tmp_path)
     assert (smoke["split"], smoke["way"], smoke["episodes"]) == ("ravi", 5, 1)
-    tiny = [
-        "trainer.max_epochs=1",
-        "data.train_episodes_per_epoch=2",
-        "data.val_episodes=1",
-        "data.test_episodes=3",
-    ]
     trained = run(
         "train.py",
         *data,
-        *tiny,
+        "debug=tiny",
+        "data.test_episodes=3",
         "model.fce=false",
         "data.augment=true",
         f"hydra.run.dir={tmp_path}/run",

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from helpers.model_configs import load_model_config
 from matchnet.errors import MatchnetError
 from matchnet.model import DISTANCES, Conv4, MatchingNetwork
 from matchnet.module import ENCODER_INIT
-from model_configs import load_model_config
 
 MakeEpisode = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
 

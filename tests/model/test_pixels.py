@@ -11,19 +11,19 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from helpers.model_configs import MODEL_CONF
 from matchnet.errors import MatchnetError
 from matchnet.model import MatchingNetwork
 from matchnet.model.pixels import Pixels
-from model_configs import CONF
 
 MakeEpisode = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 def pixels_model(image_size: int = 28, channels: int = 1) -> MatchingNetwork:
     """``conf/model/pixels.yaml`` with its encoder, for ``image_size`` x ``image_size`` images."""
-    cfg = OmegaConf.load(CONF / "pixels.yaml")
+    cfg = OmegaConf.load(MODEL_CONF / "pixels.yaml")
     cfg.pop("defaults")
-    cfg.encoder = OmegaConf.load(CONF / "encoder" / "pixels.yaml")
+    cfg.encoder = OmegaConf.load(MODEL_CONF / "encoder" / "pixels.yaml")
     cfg.encoder.image_size, cfg.encoder.in_channels = image_size, channels
     cfg.encoder.mean = cfg.encoder.std = None
     return instantiate(cfg)

@@ -9,10 +9,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from helpers.model_configs import load_model_config
 from matchnet.errors import MatchnetError
 from matchnet.model import Conv4, MatchingNetwork, Normalize, ResNet12
 from matchnet.module import ENCODER_INIT
-from model_configs import load_model_config
 
 
 def test_shapes_and_embedding_dim() -> None:

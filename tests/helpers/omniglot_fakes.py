@@ -3,13 +3,15 @@
 Background: Armenian and Hebrew (Vinyals' and Lake's validation alphabets) plus Latin and Greek;
 evaluation: Angelic, Kannada and Tengwar; three characters each, 20 drawings per character
 (105x105 1-bit PNGs, random black strokes on white). ``FAKE_COUNTS`` are their counts, which the
-``fake_counts`` fixture (conftest.py) makes the expected ones.
+``fake_counts`` fixture (tests/data/conftest.py) makes the expected ones.
 """
 
 from __future__ import annotations
 
 import io
 import random
+import zipfile
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 
@@ -53,3 +55,22 @@ def fake_members(set_name: str) -> dict[str, bytes]:
                 name = f"images_{set_name}/{alphabet}/character{c:02d}/{character_id:04d}_{drawer:02d}.png"
                 members[name] = fake_png(1000 * character_id + drawer)
     return members
+
+
+def write_fake_set(
+    root: Path, set_name: str, folder: bool = False, members: dict[str, bytes] | None = None
+) -> Path:
+    """Write a fake set under ``root`` as the official zip (``images_<set>.zip``) or, with ``folder``, as its
+    extracted folder; ``members`` replaces the set's own (e.g. with a damaged file). Returns what it wrote."""
+    members = fake_members(set_name) if members is None else members
+    root.mkdir(parents=True, exist_ok=True)
+    if folder:
+        for name, data in members.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(data)
+        return root / f"images_{set_name}"
+    path = root / f"images_{set_name}.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path

@@ -25,8 +25,7 @@ from typing import Any
 import torch
 from hydra.core.global_hydra import GlobalHydra
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot")).resolve()
+from helpers.paths import DATA_ROOT, ROOT
 
 
 def _environment(env: Mapping[str, str | None] | None) -> dict[str, str | None]:
@@ -48,7 +47,7 @@ def fresh_environment(env: Mapping[str, str | None] | None = None) -> dict[str, 
 
 def pythonpath_with_tests() -> dict[str, str]:
     """``PYTHONPATH`` with ``tests/`` first, so that a fresh process can import the test-only callbacks
-    (``resume_helpers.SlowDown``, ``ddp_probe.EpisodeProbe``)."""
+    (``helpers.callbacks.SlowDown``, ``helpers.callbacks.EpisodeProbe``)."""
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))}
 
 
@@ -134,6 +133,32 @@ def run_main(
     if check and code != 0:
         raise _failed(script, proc)
     return proc
+
+
+def run_in(
+    run_dir: Path,
+    script: str,
+    *overrides: str,
+    check: bool = True,
+    env: Mapping[str, str | None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """One run of ``script`` (:func:`run_main`) whose folder is ``run_dir`` (``hydra.run.dir``), started
+    from the folder above it."""
+    return run_main(script, *overrides, f"hydra.run.dir={run_dir}", cwd=run_dir.parent, check=check, env=env)
+
+
+def run_sweep(
+    script: str,
+    *overrides: str,
+    cwd: Path,
+    folder: str = "multirun",
+    env: Mapping[str, str | None] | None = None,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """``script -m overrides...`` (:func:`run_main`) from ``cwd`` into the sweep folder ``cwd/folder``
+    (``hydra.sweep.dir``); returns that folder and the finished process."""
+    sweep = cwd / folder
+    proc = run_main(script, "-m", *overrides, f"hydra.sweep.dir={sweep}", cwd=cwd, env=env)
+    return sweep, proc
 
 
 def run_script(

@@ -1,19 +1,40 @@
-"""A test-only Lightning callback: which episodes each DDP rank trained, validated and tested on.
+"""Test-only Lightning callbacks that the entry points load by ``_target_`` (``+callbacks.<name>._target_=
+helpers.callbacks.<Class>``) in a fresh process with ``tests/`` on ``PYTHONPATH``
+(``helpers.scripts.pythonpath_with_tests``); they never run outside the tests.
 
-Used by ``tests/test_ddp.py`` through ``+callbacks.probe._target_=ddp_probe.EpisodeProbe`` with
-``tests/`` on ``PYTHONPATH``; it never runs outside the tests.
+- :class:`SlowDown` lets a test interrupt a tiny run at a known step (``tests/test_resume.py``,
+  ``tests/test_dashboards.py``).
+- :class:`EpisodeProbe` records which episodes each DDP rank trained, validated and tested on
+  (``tests/test_ddp.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 
 from matchnet.data import Episode
+
+
+class SlowDown(pl.Callback):
+    """Sleep after every training episode and write the global step to ``marker``: lets a test
+    interrupt a tiny run at a known point."""
+
+    def __init__(self, seconds: float = 0.3, marker: str | None = None) -> None:
+        self.seconds = seconds
+        self.marker = marker
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.marker:
+            Path(self.marker).write_text(str(trainer.global_step))
+        time.sleep(self.seconds)
 
 
 def episode_hash(episode: Episode) -> str:

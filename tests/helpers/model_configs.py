@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig, OmegaConf
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+from helpers.paths import CONF
+
+MODEL_CONF = CONF / "model"
 
 
 def load_model_config(encoder: str = "conv4") -> DictConfig:
@@ -15,7 +15,7 @@ def load_model_config(encoder: str = "conv4") -> DictConfig:
     What ``model=matchnet model/encoder=<encoder>`` composes to (the defaults list resolved);
     interpolations such as ``${data.image_size}`` are left for the caller to set or resolve.
     """
-    cfg = OmegaConf.load(CONF / "matchnet.yaml")
+    cfg = OmegaConf.load(MODEL_CONF / "matchnet.yaml")
     cfg.pop("defaults", None)
-    cfg.encoder = OmegaConf.load(CONF / "encoder" / f"{encoder}.yaml")
+    cfg.encoder = OmegaConf.load(MODEL_CONF / "encoder" / f"{encoder}.yaml")
     return cfg

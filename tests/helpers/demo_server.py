@@ -1,4 +1,4 @@
-"""Serve the demo page in-process on a free local port, for the demo tests."""
+"""Serve the demo page in-process on a free local port, for the demo tests (the API and the browser)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(os.environ.get("MATCHNET_DATA_ROOT", ROOT / "data" / "omniglot"))
+import pytest
+
+from helpers.paths import DATA_ROOT, ROOT
+
 # The shipped checkpoint; MATCHNET_SHIPPED_CKPT points the tests at another one (as in test_predict.py).
 SHIPPED_CKPT = Path(
     os.environ.get("MATCHNET_SHIPPED_CKPT", ROOT / "checkpoints" / "omniglot-lake-20w1s.ckpt")
@@ -35,3 +37,13 @@ def serve(ckpt: Path = SHIPPED_CKPT, data_root: Path | None = DATA_ROOT) -> Iter
         yield url
     finally:
         app.close()
+
+
+@contextmanager
+def serve_shipped() -> Iterator[str]:
+    """:func:`serve` the shipped checkpoint on the real alphabets; the test fails when the checkpoint is
+    missing, since the page is only worth testing with a trained model."""
+    if not SHIPPED_CKPT.is_file():
+        pytest.fail(f"{SHIPPED_CKPT} does not exist; the demo tests need the shipped checkpoint.")
+    with serve(SHIPPED_CKPT, DATA_ROOT) as url:
+        yield url
