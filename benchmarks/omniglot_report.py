@@ -25,7 +25,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import matplotlib
@@ -46,6 +46,17 @@ PAPER_MATCHNET = {(5, 1): (98.1, 97.9), (5, 5): (98.9, 98.7), (20, 1): (93.8, 93
 PAPER_PROTONET = {(5, 1): 98.8, (5, 5): 99.7, (20, 1): 96.0, (20, 5): 98.9}
 # Lake et al. 2015 within-alphabet 20-way 1-shot error (%): people, Bayesian Program Learning, and the
 # deep Siamese convnet of Koch et al. 2015 as reported there.
+# Vinyals et al. 2016, Table 1 (Omniglot): the baselines beside Matching Nets, as (name, accuracies,
+# fine-tuned accuracies or None). The Siamese rows are Koch et al. 2015's network as measured there.
+PAPER_BASELINES = {
+    "pixels": ("Pixels", {(5, 1): 41.7, (5, 5): 63.2, (20, 1): 26.7, (20, 5): 42.6}, None),
+    "baseline": ("Baseline classifier", {(5, 1): 80.0, (5, 5): 95.0, (20, 1): 69.5, (20, 5): 89.1}, None),
+    "siamese": (
+        "Convolutional Siamese Net",
+        {(5, 1): 96.7, (5, 5): 98.4, (20, 1): 88.0, (20, 5): 96.5},
+        {(5, 1): 97.3, (5, 5): 98.4, (20, 1): 88.1, (20, 5): 97.0},
+    ),
+}
 LAKE_ERRORS = (
     ("People (Lake et al. 2015)", 4.5),
     ("Bayesian Program Learning (Lake et al. 2015)", 3.3),
@@ -120,7 +131,7 @@ def test_results(model_dir: Path) -> dict[tuple[int, int], dict]:
         for folder in sorted(p for p in (model_dir / "test").iterdir() if p.is_dir()):
             path = folder / "result.json"
             if path.is_file() and (result := json.loads(path.read_text())).get("status") == "ok":
-                tests[(result["way"], result["shot"])] = result
+                tests[(result["way"], result["shot"])] = result | {"run_dir": str(folder)}
     return tests
 
 
@@ -148,7 +159,9 @@ def compare(result: dict | None, reference: float) -> str:
 
 
 def model_details(model: Model) -> str:
-    """Kernel (with the final temperature), training episodes and budget of a model's chosen job."""
+    """What a model is and what its chosen job cost: kernel and read-out, training data and budget."""
+    if model.method == "pixels":
+        return "no training: the flattened image, cosine nearest neighbour over the support"
     job = model.pick
     if job is None:
         return "no finished training"
@@ -157,29 +170,77 @@ def model_details(model: Model) -> str:
     train_way = data.train_way if data.train_way is not None else data.way
     train_shot = data.train_shot if data.train_shot is not None else data.shot
     train_query = data.train_query if data.train_query is not None else data.query
+    augment = f"augmentation {data.get('augment', 0.0)}"
+    if model.method == "baseline":
+        result = job.result
+        return (
+            f"{result.get('head', '?')} head over all training classes, {result.get('train_batches')} "
+            f"shuffled mini-batches of {data.train_batch_size} images ({result.get('train_images')} "
+            f"images), {augment}; tested by {net.get('readout', 'attention')} read-out, {net.distance} "
+            f"kernel, on its features (job {job.folder.name})"
+        )
+    if model.method == "siamese":
+        return (
+            f"weighted L1 similarity and sigmoid, trained on the same/different (query, support) pairs of "
+            f"{train_way}-way {train_shot}-shot {train_query}-query episodes, {augment}, "
+            f"{job.result.get('train_episodes')} episodes; a query takes the class of the support image with "
+            f"the highest 'same' probability (job {job.folder.name})"
+        )
     temp = temperature(job.folder / "checkpoints" / "best.ckpt")
     kernel = f"{net.distance} kernel, temperature {'learnt, final' if net.learn_temperature else 'fixed at'} "
     kernel += "?" if temp is None else f"{temp:.4f}"
     initial = net.get("fce_initial_read", "zero")
     fce = f"FCE with K = {net.fce_steps} steps, r_0 = {initial}" if net.fce else "no FCE"
     within = ", within-alphabet" if data.get("train_within_alphabet") else ""
+    init = f", encoder initialised from {net.encoder_init}" if net.get("encoder_init") else ""
     return (
         f"{kernel}; {fce}; {net.get('readout', 'attention')} read-out; trained on {train_way}-way "
-        f"{train_shot}-shot {train_query}-query episodes{within}, augmentation {data.get('augment', 0.0)}, "
+        f"{train_shot}-shot {train_query}-query episodes{within}, {augment}{init}, "
         f"{job.result.get('train_episodes')} episodes (job {job.folder.name})"
     )
 
 
 @dataclass
 class Model:
+    """One results model: its training jobs (none for a parameter-free one), the chosen job, its tests."""
+
     name: str
     jobs: list[Job]
     pick: Job | None
     tests: dict[tuple[int, int], dict]
 
     @property
+    def result(self) -> dict:
+        """The chosen job's result, else (a model without training) any of its test results."""
+        if self.pick is not None:
+            return self.pick.result
+        return next(iter(self.tests.values()), {})
+
+    @property
+    def split(self) -> str | None:
+        return self.result.get("split")
+
+    @cached_property
+    def method(self) -> str:
+        """``matchnet``, ``baseline``, ``siamese`` or ``pixels`` (the encoder of an untrained model's
+        evaluation config), which decides the table the model is reported in."""
+        if "method" in self.result:
+            return str(self.result["method"])
+        if self.pick is None and "run_dir" in self.result:
+            config = OmegaConf.load(Path(self.result["run_dir"]) / ".hydra" / "config.yaml")
+            if str(config.model.encoder.get("_target_", "")).endswith(".Pixels"):
+                return "pixels"
+        return "matchnet"
+
+    @property
     def label(self) -> str:
-        result = self.pick.result if self.pick else {}
+        result = self.result
+        if self.method == "pixels":
+            return f"`{self.name}`: pixels, cosine nearest neighbour"
+        if self.method == "baseline":
+            return f"`{self.name}`: baseline classifier, {result.get('head', '?')} head"
+        if self.method == "siamese":
+            return f"`{self.name}`: convolutional Siamese net"
         readout = result.get("readout", "attention")
         kind = "Prototypical read-out" if readout == "prototype" else "Matching Network"
         fce = ", FCE" if result.get("fce") else ", no FCE"
@@ -187,50 +248,95 @@ class Model:
 
 
 def load(runs: Path) -> list[Model]:
+    """Every model under ``runs``: one with training jobs, or (parameter-free) with test runs only."""
     models = []
     for model_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
-        jobs = training_jobs(model_dir)
-        if jobs:
-            models.append(Model(model_dir.name, jobs, chosen(jobs), test_results(model_dir)))
+        jobs, tests = training_jobs(model_dir), test_results(model_dir)
+        if jobs or tests:
+            models.append(Model(model_dir.name, jobs, chosen(jobs), tests))
     return models
 
 
 VALIDATION_KEYS = ("split", "way", "shot", "query", "val_episodes", "within_alphabet", "rotations", "seed")
+# Settings that make two checkpoints' validation episodes comparable at all once rescored on one set.
+SAME_TASK_KEYS = ("split", "within_alphabet", "rotations", "image_size")
+
+
+@dataclass
+class Verdict:
+    """The rule for replacing a shipped checkpoint: ``replace`` only when the candidate's validation
+    accuracy is higher on the same validation episodes."""
+
+    old: float | None
+    new: float | None
+    basis: str
+    replace: bool
+
+    @property
+    def words(self) -> str:
+        if self.old is None or self.new is None:
+            return f"not comparable ({self.basis})"
+        return "replace" if self.replace else "keep the shipped one"
+
+
+@cache
+def rescored(ckpt: Path, settings: tuple[tuple[str, object], ...]) -> float:
+    """Mean accuracy of ``ckpt`` on the validation episodes that the data ``settings`` fix."""
+    from recipe_report import val_accuracies
+
+    data = dict(settings)
+    return float(val_accuracies(ckpt, int(data["val_episodes"]), None, data).double().mean())
+
+
+def verdict(shipped_path: Path, candidate_path: Path) -> Verdict:
+    """Compare a shipped checkpoint with a candidate on validation. With the same validation settings,
+    their stored best validation accuracies (the values that chose them); when only the number or the
+    seed of the validation episodes differs, both are scored again on the candidate's validation
+    episodes (way, shot, query, count and episode seed), so the two meet the same episodes."""
+    shipped, ours = read_checkpoint(shipped_path), read_checkpoint(candidate_path)
+    a, b = shipped["hyper_parameters"]["data"], ours["hyper_parameters"]["data"]
+    # A shipped file stores its test setting in data.way/shot/query (so that src/eval.py alone
+    # reproduces its number); its val_acc_best is still that of its training run's validation.
+    if all(a.get(k) == b.get(k) for k in VALIDATION_KEYS if k not in ("way", "shot", "query")):
+        old, new = shipped.get("val_acc_best"), ours.get("val_acc_best")
+        basis = "stored best validation accuracies, same validation settings"
+        if old is None or new is None:
+            return Verdict(None, None, "a checkpoint without its best validation accuracy", False)
+        return Verdict(float(old), float(new), basis, new > old)
+    if any(a.get(k) != b.get(k) for k in SAME_TASK_KEYS):
+        return Verdict(None, None, "other validation task", False)
+    keys = ("way", "shot", "query", "val_episodes", "episode_seed", "seed")
+    settings = tuple((k, b.get(k, 0)) for k in keys)
+    old, new = rescored(shipped_path, settings), rescored(candidate_path, settings)
+    basis = f"both scored on the candidate's {b['val_episodes']} validation episodes"
+    return Verdict(old, new, basis, new > old)
 
 
 def shipped_comparison(models: list[Model], folder: Path) -> list[str]:
-    """The shipped checkpoints beside the chosen runs, on validation: the rule for replacing one is a
-    higher stored best validation accuracy on the same validation episodes (same data settings)."""
+    """The shipped checkpoints beside the chosen runs, on validation (the rule: :func:`verdict`)."""
     by_name = {m.name: m for m in models}
     lines = [
         "",
         "## Shipped checkpoints against these runs, on validation",
         "",
-        "A shipped checkpoint is replaced by a model here only when that model's best validation "
-        "accuracy, on the same validation episodes, is higher (`--ship` writes the copies).",
+        "A shipped checkpoint is replaced by a model here only when that model's validation accuracy, on "
+        "the same validation episodes, is higher: the stored best validation accuracies when the two "
+        "were validated alike, else both checkpoints scored again on the candidate's validation "
+        "episodes (`--ship` writes the copies).",
         "",
-        "| shipped file | its best val acc (%) | candidate | candidate best val acc (%) | verdict |",
-        "|---|---|---|---|---|",
+        "| shipped file | its val acc (%) | candidate | candidate val acc (%) | on | verdict |",
+        "|---|---|---|---|---|---|",
     ]
     for filename, (name, _) in SHIPPED.items():
         path, model = folder / filename, by_name.get(name)
         if not path.is_file() or model is None or model.pick is None:
             continue
-        shipped = read_checkpoint(path)
-        ours = read_checkpoint(model.pick.folder / "checkpoints" / "best.ckpt")
-        a, b = shipped["hyper_parameters"]["data"], ours["hyper_parameters"]["data"]
-        # A shipped file stores its test setting in data.way/shot/query (so that src/eval.py alone
-        # reproduces its number); its val_acc_best is still that of its training run's validation.
-        same = all(a.get(k) == b.get(k) for k in VALIDATION_KEYS if k not in ("way", "shot", "query"))
-        old, new = shipped.get("val_acc_best"), ours.get("val_acc_best")
-        if old is None or new is None or not same:
-            verdict = "not comparable (other validation settings)"
-        else:
-            verdict = "replace" if new > old else "keep the shipped one"
-        shown_old = "?" if old is None else f"{100 * old:.2f}"
-        shown_new = "?" if new is None else f"{100 * new:.2f}"
+        judged = verdict(path, model.pick.folder / "checkpoints" / "best.ckpt")
+        shown_old = "?" if judged.old is None else f"{100 * judged.old:.2f}"
+        shown_new = "?" if judged.new is None else f"{100 * judged.new:.2f}"
         lines.append(
-            f"| {filename} | {shown_old} | {name} (job {model.pick.folder.name}) | {shown_new} | {verdict} |"
+            f"| {filename} | {shown_old} | {name} (job {model.pick.folder.name}) | {shown_new} | "
+            f"{judged.basis} | {judged.words} |"
         )
     return lines
 
@@ -245,6 +351,7 @@ def write_curves(models: list[Model], path: Path) -> None:
                     model.name if len(model.jobs) == 1 else f"{model.name}/{job.folder.name} {job.overrides}"
                 )
                 label += " (chosen)" if job is model.pick and len(model.jobs) > 1 else ""
+                label += " (x: mini-batches)" if model.method == "baseline" else ""
                 ax.plot(
                     steps,
                     [100 * a for a in accs],
@@ -264,9 +371,62 @@ def write_curves(models: list[Model], path: Path) -> None:
     plt.close(fig)
 
 
+def budget(result: dict) -> str:
+    """A job's training budget: episodes, or mini-batches for the baseline classifier."""
+    if "train_batches" in result:
+        return f"{result['train_batches']} batches"
+    return str(result.get("train_episodes", "?"))
+
+
+TUNED = ", no fine-tuning / fine-tuned"
+
+
+def paper_cell(method: str, setting: tuple[int, int]) -> str:
+    _, plain, tuned = PAPER_BASELINES[method]
+    return f"{plain[setting]}" if tuned is None else f"{plain[setting]} / {tuned[setting]}"
+
+
+def baselines_section(baselines: list[Model]) -> list[str]:
+    """The paper's baselines measured here beside its Table 1 rows, and each one's margin."""
+    if not baselines:
+        return []
+    methods = list(dict.fromkeys(m.method for m in baselines))
+    out = [
+        "## The paper's baselines (Table 1 of Vinyals et al. 2016), on the same test episodes",
+        "",
+        "| setting | "
+        + " | ".join(m.label for m in baselines)
+        + " | "
+        + " | ".join(
+            f"{PAPER_BASELINES[k][0]} (paper{TUNED if PAPER_BASELINES[k][2] else ''})" for k in methods
+        )
+        + " |",
+        "|---" * (len(baselines) + len(methods) + 1) + "|",
+    ]
+    for way, shot in SETTINGS:
+        cells = [cell(m.tests.get((way, shot))) for m in baselines]
+        papers = [paper_cell(k, (way, shot)) for k in methods]
+        out.append(f"| {way}-way {shot}-shot | " + " | ".join(cells + papers) + " |")
+    out.append("")
+    out += [f"- {model.label}: {model_details(model)}" for model in baselines]
+    out += ["", "Each against the paper's row for its method (margin in points, as above):", ""]
+    for model in baselines:
+        name, plain, tuned = PAPER_BASELINES[model.method]
+        for setting in SETTINGS:
+            result = model.tests.get(setting)
+            line = f"- `{model.name}` {setting[0]}w{setting[1]}s: vs {name} {compare(result, plain[setting])}"
+            if tuned is not None:
+                line += f" (no fine-tuning), {compare(result, tuned[setting])} (fine-tuned)"
+            out.append(line)
+    out.append("")
+    return out
+
+
 def markdown(models: list[Model], curves: str) -> str:
-    vinyals = [m for m in models if m.pick and m.pick.result.get("split") == "vinyals"]
-    lake = [m for m in models if m.pick and m.pick.result.get("split") == "lake"]
+    tested = [m for m in models if m.pick or m.tests]
+    vinyals = [m for m in tested if m.split == "vinyals" and m.method == "matchnet"]
+    baselines = [m for m in tested if m.split == "vinyals" and m.method in PAPER_BASELINES]
+    lake = [m for m in tested if m.split == "lake"]
     out = [
         "# Omniglot: Matching Networks beside the published results",
         "",
@@ -324,6 +484,7 @@ def markdown(models: list[Model], curves: str) -> str:
                     f"{compare(result, PAPER_PROTONET[(way, shot)])}"
                 )
         out.append("")
+    out += baselines_section(baselines)
     for model in lake:
         result = model.tests.get((20, 1))
         out += [
@@ -357,7 +518,7 @@ def markdown(models: list[Model], curves: str) -> str:
             temp = temperature(Path(ckpt)) if ckpt else None
             out.append(
                 f"| {model.name} | {job.folder.name} | {job.overrides or '—'} | {100 * job.best_val:.2f} | "
-                f"{job.val_episodes} | {job.result.get('train_episodes', '?')} | "
+                f"{job.val_episodes} | {budget(job.result)} | "
                 f"{'—' if temp is None else f'{temp:.4f}'} | {'yes' if job is model.pick else ''} |"
             )
     out += shipped_comparison(models, ROOT / "checkpoints")
@@ -369,6 +530,7 @@ def rows_csv(models: list[Model]) -> str:
     buffer = io.StringIO()
     fields = [
         "model",
+        "method",
         "split",
         "way",
         "shot",
@@ -378,6 +540,7 @@ def rows_csv(models: list[Model]) -> str:
         "test_acc_ci95",
         "best_val_acc",
         "train_episodes",
+        "train_batches",
         "ckpt_path",
     ]
     writer = csv.DictWriter(buffer, fieldnames=fields)
@@ -387,6 +550,7 @@ def rows_csv(models: list[Model]) -> str:
             writer.writerow(
                 {
                     "model": model.name,
+                    "method": model.method,
                     "split": result["split"],
                     "way": way,
                     "shot": shot,
@@ -396,7 +560,8 @@ def rows_csv(models: list[Model]) -> str:
                     "test_acc_ci95": result["test_acc_ci95"],
                     "best_val_acc": model.pick.best_val if model.pick else "",
                     "train_episodes": model.pick.result.get("train_episodes") if model.pick else "",
-                    "ckpt_path": result["ckpt_path"],
+                    "train_batches": model.pick.result.get("train_batches", "") if model.pick else "",
+                    "ckpt_path": result.get("ckpt_path") or "",
                 }
             )
     return buffer.getvalue()
@@ -407,6 +572,9 @@ SHIPPED = {
     "omniglot-vinyals-5w1s.ckpt": ("vinyals_fce", (5, 1)),
     "omniglot-vinyals-20w1s.ckpt": ("vinyals_fce", (20, 1)),
     "omniglot-lake-20w1s.ckpt": ("lake_fce", (20, 1)),
+    # Not named for a setting: tested on all four, each with its own command; the file stores 20w1s.
+    "omniglot-vinyals-baseline.ckpt": ("baseline", None),
+    "omniglot-vinyals-siamese.ckpt": ("siamese", None),
 }
 # Kept in a shipped checkpoint: what loading, evaluating and predicting need (no optimiser state).
 SHIPPED_KEYS = (
@@ -437,24 +605,26 @@ def ship(models: list[Model], folder: Path) -> list[str]:
         "`results/omniglot.md` exactly (same seed, same episodes).",
         "",
     ]
-    for filename, (name, (way, shot)) in SHIPPED.items():
+    for filename, (name, setting) in SHIPPED.items():
         model = by_name.get(name)
+        way, shot = setting or (20, 1)
         result = model.tests.get((way, shot)) if model else None
         if model is None or model.pick is None or result is None:
             lines += [f"## {filename}", "", f"Not written: `{name}` has no tested checkpoint yet.", ""]
             continue
-        checkpoint = read_checkpoint(result["ckpt_path"])
         target = folder / filename
-        existing = read_checkpoint(target) if target.is_file() else {}
-        if existing.get("val_acc_best", -1.0) >= checkpoint.get("val_acc_best", 0.0):
-            lines += [
-                f"## {filename}",
-                "",
-                f"Kept: the shipped file's best validation accuracy "
-                f"({100 * existing['val_acc_best']:.2f} %) is not below `{name}`'s.",
-                "",
-            ]
-            continue
+        if target.is_file():
+            judged = verdict(target, Path(result["ckpt_path"]))
+            if not judged.replace:
+                lines += [
+                    f"## {filename}",
+                    "",
+                    f"Kept: `{name}` is not above the shipped file on validation ({judged.words}; "
+                    f"{judged.basis}).",
+                    "",
+                ]
+                continue
+        checkpoint = read_checkpoint(result["ckpt_path"])
         slim = {key: checkpoint[key] for key in SHIPPED_KEYS if key in checkpoint}
         job, query = model.pick, result["query"]
         # The file named for a setting evaluates at it with `src/eval.py ckpt_path=<file>` alone.
@@ -468,20 +638,32 @@ def ship(models: list[Model], folder: Path) -> list[str]:
         with atomic_open(target, "wb") as handle:
             torch.save(slim, handle)
         within = " data.within_alphabet=true" if result["split"] == "lake" else ""
+        temp = temperature(Path(result["ckpt_path"]))
         lines += [
             f"## {filename}",
             "",
-            f"- model: {model.label}; temperature {temperature(Path(result['ckpt_path'])):.4f}",
+            f"- model: {model.label}" + ("" if temp is None else f"; temperature {temp:.4f}"),
             f"- trained: `{name}` job {job.folder.name} ({job.overrides or 'no overrides'}), "
-            f"{job.result.get('train_episodes')} training episodes, best validation accuracy "
-            f"{100 * job.best_val:.2f} %",
-            f"- test: {way}-way {shot}-shot, {result['split']} split{within and ', within alphabet'}: "
-            f"**{cell(result)} %** over {result['episodes']} episodes × {query} queries per class",
-            f"- evaluate: `python src/eval.py ckpt_path=checkpoints/{filename}` (the file stores "
-            f"data.way={way} data.shot={shot} data.query={query} data.test_episodes={result['episodes']})",
-            f"- retrain: `OMP_NUM_THREADS=1 bash benchmarks/omniglot_results.sh {name}`",
-            "",
+            f"{budget(job.result)} training {'' if 'train_batches' in job.result else 'episodes'}".rstrip()
+            + f", best validation accuracy {100 * job.best_val:.2f} %",
         ]
+        if setting is not None:
+            lines += [
+                f"- test: {way}-way {shot}-shot, {result['split']} split{within and ', within alphabet'}: "
+                f"**{cell(result)} %** over {result['episodes']} episodes × {query} queries per class",
+                f"- evaluate: `python src/eval.py ckpt_path=checkpoints/{filename}` (the file stores "
+                f"data.way={way} data.shot={shot} data.query={query} "
+                f"data.test_episodes={result['episodes']})",
+            ]
+        else:
+            for (w, k), tested in sorted(model.tests.items()):
+                lines.append(
+                    f"- test {w}-way {k}-shot: **{cell(tested)} %** over {tested['episodes']} episodes × "
+                    f"{tested['query']} queries per class: `python src/eval.py "
+                    f"ckpt_path=checkpoints/{filename} data.way={w} data.shot={k} "
+                    f"data.query={tested['query']} data.test_episodes={tested['episodes']}`"
+                )
+        lines += [f"- retrain: `OMP_NUM_THREADS=1 bash benchmarks/omniglot_results.sh {name}`", ""]
     return lines
 
 

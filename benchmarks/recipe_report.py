@@ -57,12 +57,18 @@ def overrides(folder: Path) -> list[str]:
     return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
 
 
-def val_accuracies(ckpt: Path, val_episodes: int, data_root: str | None) -> torch.Tensor:
-    """Per-episode accuracy of ``ckpt`` on its fixed validation episodes (fp32, eval mode)."""
+def val_accuracies(
+    ckpt: Path, val_episodes: int, data_root: str | None, settings: dict | None = None
+) -> torch.Tensor:
+    """Per-episode accuracy of ``ckpt`` on its fixed validation episodes (fp32, eval mode): those of its
+    own data settings, or of those settings updated by ``settings`` (e.g. another run's way, shot,
+    query and episode seed, so that two checkpoints meet the same episodes)."""
     import hydra
 
     module = load_module(ckpt)
     data = OmegaConf.create(module.hparams["data"])
+    if settings:
+        data = OmegaConf.merge(data, settings)
     data.val_episodes = val_episodes
     if data_root is not None:
         data.root = data_root
