@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -27,6 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
+from types import ModuleType
 
 import matplotlib
 
@@ -282,10 +284,22 @@ class Verdict:
 @cache
 def rescored(ckpt: Path, settings: tuple[tuple[str, object], ...]) -> float:
     """Mean accuracy of ``ckpt`` on the validation episodes that the data ``settings`` fix."""
-    from recipe_report import val_accuracies
-
     data = dict(settings)
-    return float(val_accuracies(ckpt, int(data["val_episodes"]), None, data).double().mean())
+    accuracies = recipe_report().val_accuracies(ckpt, int(data["val_episodes"]), None, data)
+    return float(accuracies.double().mean())
+
+
+def recipe_report() -> ModuleType:
+    """``benchmarks/recipe_report.py`` (the scoring on validation episodes), loaded from its file: this
+    script also runs in-process, where ``benchmarks/`` is not on the import path."""
+    if "recipe_report" not in sys.modules:
+        path = Path(__file__).with_name("recipe_report.py")
+        spec = importlib.util.spec_from_file_location("recipe_report", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["recipe_report"] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules["recipe_report"]
 
 
 def verdict(shipped_path: Path, candidate_path: Path) -> Verdict:
