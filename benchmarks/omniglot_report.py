@@ -178,15 +178,16 @@ def model_details(model: Model) -> str:
         return (
             f"{result.get('head', '?')} head over all training classes, {result.get('train_batches')} "
             f"shuffled mini-batches of {data.train_batch_size} images ({result.get('train_images')} "
-            f"images), {augment}; tested by {net.get('readout', 'attention')} read-out, {net.distance} "
-            f"kernel, on its features (job {job.folder.name})"
+            f"images, up to the chosen checkpoint), {augment}; tested by "
+            f"{net.get('readout', 'attention')} read-out, {net.distance} kernel, on its features "
+            f"(job {job.folder.name})"
         )
     if model.method == "siamese":
         return (
             f"weighted L1 similarity and sigmoid, trained on the same/different (query, support) pairs of "
             f"{train_way}-way {train_shot}-shot {train_query}-query episodes, {augment}, "
-            f"{job.result.get('train_episodes')} episodes; a query takes the class of the support image with "
-            f"the highest 'same' probability (job {job.folder.name})"
+            f"{job.result.get('train_episodes')} episodes up to the chosen checkpoint; a query takes the "
+            f"class of the support image with the highest 'same' probability (job {job.folder.name})"
         )
     temp = temperature(job.folder / "checkpoints" / "best.ckpt")
     kernel = f"{net.distance} kernel, temperature {'learnt, final' if net.learn_temperature else 'fixed at'} "
@@ -198,7 +199,7 @@ def model_details(model: Model) -> str:
     return (
         f"{kernel}; {fce}; {net.get('readout', 'attention')} read-out; trained on {train_way}-way "
         f"{train_shot}-shot {train_query}-query episodes{within}, {augment}{init}, "
-        f"{job.result.get('train_episodes')} episodes (job {job.folder.name})"
+        f"{job.result.get('train_episodes')} episodes up to the chosen checkpoint (job {job.folder.name})"
     )
 
 
