@@ -604,6 +604,19 @@ SHIPPED_KEYS = (
 )
 
 
+def previous_entry(readme: Path, filename: str) -> list[str]:
+    """The bullet lines of ``filename``'s entry in an earlier ``--ship`` README (none if absent)."""
+    if not readme.is_file():
+        return []
+    entry, inside = [], False
+    for line in readme.read_text().splitlines():
+        if line.startswith("## "):
+            inside = line == f"## {filename}"
+        elif inside and line.startswith("- "):
+            entry.append(line)
+    return entry
+
+
 def ship(models: list[Model], folder: Path) -> list[str]:
     """Copy the chosen checkpoints into ``folder`` under ``SHIPPED``'s names and describe them.
 
@@ -624,10 +637,22 @@ def ship(models: list[Model], folder: Path) -> list[str]:
         model = by_name.get(name)
         way, shot = setting or (20, 1)
         result = model.tests.get((way, shot)) if model else None
+        target = folder / filename
+        if (model is None or model.pick is None or result is None) and target.is_file():
+            # Not retrained in these runs: the file and its entry stay as an earlier round wrote them.
+            lines += [
+                f"## {filename}",
+                "",
+                f"Kept from an earlier round (`{name}` has no tested checkpoint in these runs; its figures "
+                "are in `results/round1/omniglot.md`):",
+                "",
+                *previous_entry(folder / "README.md", filename),
+                "",
+            ]
+            continue
         if model is None or model.pick is None or result is None:
             lines += [f"## {filename}", "", f"Not written: `{name}` has no tested checkpoint yet.", ""]
             continue
-        target = folder / filename
         if target.is_file():
             judged = verdict(target, Path(result["ckpt_path"]))
             if not judged.replace:

@@ -97,3 +97,15 @@ def test_other_validation_counts_are_scored_again_on_the_candidates_episodes(
     assert "500 validation episodes" in judged.basis
     assert [name for name, _ in scored] == ["old.ckpt", "new.ckpt"]
     assert all(s["val_episodes"] == 500 and s["way"] == 20 for _, s in scored)
+
+
+def test_a_file_not_retrained_keeps_its_earlier_entry(report, tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(
+        "# Trained\n\n## a.ckpt\n\n- model: A\n- test: **1 %**\n\n## b.ckpt\n\n- model: B\n"
+    )
+    shipped_file(tmp_path / "omniglot-lake-20w1s.ckpt", 100, 0.8)
+    assert report.previous_entry(tmp_path / "README.md", "b.ckpt") == ["- model: B"]
+    lines = report.ship([], tmp_path)
+    kept = lines[lines.index("## omniglot-lake-20w1s.ckpt") :]
+    assert kept[2].startswith("Kept from an earlier round (`lake_fce` has no tested checkpoint")
+    assert "Not written: `vinyals_fce` has no tested checkpoint yet." in lines  # no file, no run
