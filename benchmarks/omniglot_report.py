@@ -163,7 +163,9 @@ def compare(result: dict | None, reference: float) -> str:
 def model_details(model: Model) -> str:
     """What a model is and what its chosen job cost: kernel and read-out, training data and budget."""
     if model.method == "pixels":
-        return "no training: the flattened image, cosine nearest neighbour over the support"
+        polarity = "the image (ink 1, background 0)"
+        polarity = "1 - the image (background 1, ink 0)" if model.inverted else polarity
+        return f"no training: {polarity}, flattened; cosine nearest neighbour over the support"
     job = model.pick
     if job is None:
         return "no finished training"
@@ -235,11 +237,20 @@ class Model:
                 return "pixels"
         return "matchnet"
 
+    @cached_property
+    def inverted(self) -> bool:
+        """Whether an untrained pixels model saw the images inverted (``model.encoder.invert``)."""
+        if "run_dir" not in self.result:
+            return False
+        config = OmegaConf.load(Path(self.result["run_dir"]) / ".hydra" / "config.yaml")
+        return bool(config.model.encoder.get("invert", False))
+
     @property
     def label(self) -> str:
         result = self.result
         if self.method == "pixels":
-            return f"`{self.name}`: pixels, cosine nearest neighbour"
+            inverted = ", inverted (background 1)" if self.inverted else ""
+            return f"`{self.name}`: pixels, cosine nearest neighbour{inverted}"
         if self.method == "baseline":
             return f"`{self.name}`: baseline classifier, {result.get('head', '?')} head"
         if self.method == "siamese":

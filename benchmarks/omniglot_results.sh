@@ -14,7 +14,8 @@ MODEL="${1:?usage: omniglot_results.sh MODEL [train overrides...] (MODEL: a conf
 shift
 RUNS="${RUNS:-multirun/results}"
 TEST_EPISODES="${TEST_EPISODES:-1000}"
-SWEEP="$RUNS/$MODEL"
+# NAME: the folder under $RUNS (default MODEL), for a variant, e.g. NAME=pixels_inverted ... pixels model.encoder.invert=true
+SWEEP="$RUNS/${NAME:-$MODEL}"
 
 # evaluate MODEL_ARGS...: src/eval.py on the Vinyals split's four settings, one process per query size
 # (way:shots:query, the shots swept by Hydra), into $SWEEP/test/<way>w<shot>s.

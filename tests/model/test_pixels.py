@@ -53,6 +53,18 @@ def test_pixels_is_the_flattened_image_and_has_nothing_to_train() -> None:
     torch.testing.assert_close(normalised(x), expected.reshape(2, 48))
 
 
+def test_inverted_pixels_are_the_other_polarity_and_decide_otherwise() -> None:
+    x = torch.rand(2, 1, 4, 4)
+    torch.testing.assert_close(Pixels(image_size=4, invert=True)(x), (1 - x).reshape(2, 16))
+    # One ink pixel per image: with ink = 1 the two distinct images are orthogonal; with the background
+    # at 1 they share 14 of 16 pixels, so the cosine calls them close.
+    a, b = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    a[..., 0, 0], b[..., 3, 3] = 1, 1
+    cosine = lambda enc: float(F.cosine_similarity(enc(a), enc(b)))  # noqa: E731
+    assert cosine(Pixels(image_size=4)) == 0.0
+    assert cosine(Pixels(image_size=4, invert=True)) == pytest.approx(14 / 15)
+
+
 def test_pixels_refuses_images_of_another_shape() -> None:
     with pytest.raises(MatchnetError, match=r"Pixels expects images of shape \[B, 1, 28, 28\]"):
         Pixels(image_size=28)(torch.rand(2, 1, 84, 84))
