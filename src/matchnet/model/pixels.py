@@ -11,8 +11,8 @@ Being parameter-free it needs no training and no checkpoint:
 Polarity matters to a cosine on raw pixels. matchnet's Omniglot images are ink = 1 on a background of
 0; the archives' PNGs are the other way round (black strokes on white). With the background at 1 every
 image shares most of its pixels with every other, so the cosine separates characters less well:
-``model.encoder.invert=true`` (x -> 1 - x) measures that variant, which is how the paper's row reads
-(results/omniglot.notes.md has both measured on the same episodes).
+``model.encoder.invert=true`` (x -> 1 - x) measures that variant, which comes much closer to the
+paper's row (results/omniglot.md has both, measured on the same episodes).
 
     python src/eval.py model=pixels model.encoder.invert=true data.way=20 data.shot=1
 """
