@@ -399,7 +399,7 @@ def write_curves(models: list[Model], path: Path) -> None:
 
 def budget(result: dict) -> str:
     """A job's training budget: episodes, or mini-batches for the baseline classifier."""
-    if "train_batches" in result:
+    if result.get("train_batches") is not None:
         return f"{result['train_batches']} batches"
     return str(result.get("train_episodes", "?"))
 
@@ -695,7 +695,7 @@ def ship(models: list[Model], folder: Path) -> list[str]:
             "",
             f"- model: {model.label}" + ("" if temp is None else f"; temperature {temp:.4f}"),
             f"- trained: `{name}` job {job.folder.name} ({job.overrides or 'no overrides'}), "
-            f"{budget(job.result)} training {'' if 'train_batches' in job.result else 'episodes'}".rstrip()
+            f"{budget(job.result)} training{'' if 'batches' in budget(job.result) else ' episodes'}"
             + f", best validation accuracy {100 * job.best_val:.2f} %",
         ]
         if setting is not None:
