@@ -448,7 +448,7 @@ def baselines_section(baselines: list[Model]) -> list[str]:
     return out
 
 
-def markdown(models: list[Model], curves: str) -> str:
+def markdown(models: list[Model], curves: str, runs_label: str = "multirun/results") -> str:
     tested = [m for m in models if m.pick or m.tests]
     vinyals = [m for m in tested if m.split == "vinyals" and m.method == "matchnet"]
     baselines = [m for m in tested if m.split == "vinyals" and m.method in PAPER_BASELINES]
@@ -456,7 +456,7 @@ def markdown(models: list[Model], curves: str) -> str:
     out = [
         "# Omniglot: Matching Networks beside the published results",
         "",
-        "Written by `python benchmarks/omniglot_report.py` from the runs under `multirun/results/`. "
+        f"Written by `python benchmarks/omniglot_report.py` from the runs under `{runs_label}/`. "
         "Test accuracy in percent, mean ± 95% CI (normal approximation) over the stated number of fixed, "
         "seeded test episodes (seed 0: every model meets the same episodes). 28x28 images, Conv4.",
         "",
@@ -714,7 +714,10 @@ def ship(models: list[Model], folder: Path) -> list[str]:
                     f"ckpt_path=checkpoints/{filename} data.way={w} data.shot={k} "
                     f"data.query={tested['query']} data.test_episodes={tested['episodes']}`"
                 )
-        lines += [f"- retrain: `OMP_NUM_THREADS=1 bash benchmarks/omniglot_results.sh {name}`", ""]
+        fixed = ("experiment=", "ckpt_path=")  # the script sets these itself
+        extra = [o for o in job.result.get("overrides", []) if not o.startswith(fixed)]
+        retrain = " ".join([name, *extra])
+        lines += [f"- retrain: `OMP_NUM_THREADS=1 bash benchmarks/omniglot_results.sh {retrain}`", ""]
     return lines
 
 
@@ -757,7 +760,9 @@ def main(argv: list[str] | None = None) -> int:
     from matchnet.io import write_text_atomic
 
     write_curves(models, args.out / "omniglot_curves.png")
-    write_text_atomic(args.out / "omniglot.md", markdown(models, "omniglot_curves.png"))
+    runs = args.runs.resolve()
+    runs_label = str(runs.relative_to(ROOT)) if runs.is_relative_to(ROOT) else args.runs.name
+    write_text_atomic(args.out / "omniglot.md", markdown(models, "omniglot_curves.png", runs_label))
     write_text_atomic(args.out / "omniglot.csv", rows_csv(models))
     print(f"wrote {args.out / 'omniglot.md'}, omniglot.csv and omniglot_curves.png")
     if args.ship is not None:
