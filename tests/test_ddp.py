@@ -72,7 +72,8 @@ def test_ddp_sweep_splits_episodes_and_each_job_writes_one_run(omniglot_root: Pa
         cwd=tmp_path,
     )
     assert {p.name for p in tmp_path.iterdir()} == {"multirun"}, "one sweep directory"
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
+    # Job folders only: with logger=wandb the sweep summary's own W&B run sits beside them in wandb/.
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1"]
     assert (sweep / "summary.csv").read_text().count(",ok,") == 2
     # One result line per job: rank 1 prints nothing.
     assert sum(line.startswith('{"') for line in proc.stdout.splitlines()) == 2, proc.stdout[-3000:]
