@@ -226,24 +226,28 @@ class Model:
         return self.result.get("split")
 
     @cached_property
+    def encoder(self) -> dict:
+        """``model.encoder`` of an untrained model's evaluation config (empty for a trained model, whose
+        checkpoint brings its own)."""
+        if self.pick is not None or "run_dir" not in self.result:
+            return {}
+        config = OmegaConf.load(Path(self.result["run_dir"]) / ".hydra" / "config.yaml")
+        return OmegaConf.to_container(config.model.encoder)
+
+    @cached_property
     def method(self) -> str:
         """``matchnet``, ``baseline``, ``siamese`` or ``pixels`` (the encoder of an untrained model's
         evaluation config), which decides the table the model is reported in."""
         if "method" in self.result:
             return str(self.result["method"])
-        if self.pick is None and "run_dir" in self.result:
-            config = OmegaConf.load(Path(self.result["run_dir"]) / ".hydra" / "config.yaml")
-            if str(config.model.encoder.get("_target_", "")).endswith(".Pixels"):
-                return "pixels"
+        if str(self.encoder.get("_target_", "")).endswith(".Pixels"):
+            return "pixels"
         return "matchnet"
 
-    @cached_property
+    @property
     def inverted(self) -> bool:
         """Whether an untrained pixels model saw the images inverted (``model.encoder.invert``)."""
-        if "run_dir" not in self.result:
-            return False
-        config = OmegaConf.load(Path(self.result["run_dir"]) / ".hydra" / "config.yaml")
-        return bool(config.model.encoder.get("invert", False))
+        return bool(self.encoder.get("invert", False))
 
     @property
     def label(self) -> str:
