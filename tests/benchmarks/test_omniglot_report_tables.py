@@ -109,3 +109,36 @@ def test_a_file_not_retrained_keeps_its_earlier_entry(report, tmp_path: Path) ->
     kept = lines[lines.index("## omniglot-lake-20w1s.ckpt") :]
     assert kept[2].startswith("Kept from an earlier round (`lake_fce` has no tested checkpoint")
     assert "Not written: `vinyals_fce` has no tested checkpoint yet." in lines  # no file, no run
+
+
+def training_job(report, folder: Path, best_val: float, overrides: list[str]):
+    folder.mkdir(parents=True)
+    return report.Job(folder, {"status": "ok", "overrides": overrides}, [(2500, best_val)])
+
+
+def test_the_candidate_of_several_runs_is_the_best_on_validation(report, tmp_path: Path) -> None:
+    def model(name: str, best_val: float | None):
+        job = None if best_val is None else training_job(report, tmp_path / name / "0", best_val, [])
+        return report.Model(name, [job] if job else [], job, {})
+
+    runs = [model("vinyals_fce", 0.9647), model("vinyals_fce_init", 0.9671), model("siamese", 0.99)]
+    name, chosen = report.candidate(("vinyals_fce", "vinyals_fce_init"), runs)
+    assert name == "vinyals_fce_init" and chosen is runs[1]
+    assert report.candidate(("vinyals_fce", "vinyals_fce_init"), runs[:1])[0] == "vinyals_fce"
+    tie = [model("a", 0.95), model("b", 0.95)]
+    assert report.candidate(("a", "b"), tie)[0] == "a"  # the first named on ties
+    untrained = [model("vinyals_fce", None)]
+    assert report.candidate(("vinyals_fce", "vinyals_fce_init"), untrained) == ("vinyals_fce", untrained[0])
+
+
+def test_the_retrain_command_names_a_variant_folder(report, tmp_path: Path) -> None:
+    overrides = ["experiment=results_vinyals_fce", "ckpt_path=auto", "model.encoder_init=checkpoints/b.ckpt"]
+    job = training_job(report, tmp_path / "0", 0.96, overrides)
+    assert report.retrain_command("vinyals_fce_init", job) == (
+        "NAME=vinyals_fce_init OMP_NUM_THREADS=1 bash benchmarks/omniglot_results.sh vinyals_fce "
+        "model.encoder_init=checkpoints/b.ckpt"
+    )
+    plain = training_job(report, tmp_path / "1", 0.96, ["experiment=results_siamese", "data.val_episodes=500"])
+    assert report.retrain_command("siamese", plain) == (
+        "OMP_NUM_THREADS=1 bash benchmarks/omniglot_results.sh siamese data.val_episodes=500"
+    )
