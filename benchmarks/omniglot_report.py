@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from matchnet.checkpoints import read_checkpoint  # noqa: E402
+from matchnet.checkpoints import MODULE_CLASS, read_checkpoint  # noqa: E402
 from matchnet.io import atomic_open  # noqa: E402
 from matchnet.overrides import override_values  # noqa: E402
 
@@ -641,6 +641,7 @@ SHIPPED_KEYS = (
     "val_acc_best",
     "trained_episodes",
     "skipped_episodes",
+    MODULE_CLASS,  # which LightningModule a baseline's checkpoint rebuilds
 )
 
 
@@ -699,7 +700,9 @@ def ship(models: list[Model], folder: Path) -> list[str]:
                     f"## {filename}",
                     "",
                     f"Kept: `{name}` is not above the shipped file on validation ({judged.words}; "
-                    f"{judged.basis}).",
+                    f"{judged.basis}). The shipped file, as an earlier `--ship` described it:",
+                    "",
+                    *previous_entry(folder / "README.md", filename),
                     "",
                 ]
                 continue

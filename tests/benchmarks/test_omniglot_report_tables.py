@@ -138,7 +138,8 @@ def test_the_retrain_command_names_a_variant_folder(report, tmp_path: Path) -> N
         "NAME=vinyals_fce_init OMP_NUM_THREADS=1 bash benchmarks/omniglot_results.sh vinyals_fce "
         "model.encoder_init=checkpoints/b.ckpt"
     )
-    plain = training_job(report, tmp_path / "1", 0.96, ["experiment=results_siamese", "data.val_episodes=500"])
+    siamese = ["experiment=results_siamese", "data.val_episodes=500"]
+    plain = training_job(report, tmp_path / "1", 0.96, siamese)
     assert report.retrain_command("siamese", plain) == (
         "OMP_NUM_THREADS=1 bash benchmarks/omniglot_results.sh siamese data.val_episodes=500"
     )
