@@ -39,7 +39,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from matchnet.checkpoints import MODULE_CLASS, read_checkpoint  # noqa: E402
 from matchnet.io import atomic_open  # noqa: E402
-from matchnet.overrides import override_values  # noqa: E402
+from matchnet.overrides import override_keys, override_values  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
@@ -618,7 +618,7 @@ def candidate(names: tuple[str, ...], models: list[Model]) -> tuple[str, Model |
     present = [by_name[n] for n in names if n in by_name and by_name[n].pick is not None]
     if not present:
         return names[0], by_name.get(names[0])
-    best = max(present, key=lambda m: (m.pick.best_val, -present.index(m)))  # type: ignore[union-attr]
+    best = max(present, key=lambda m: m.pick.best_val)  # type: ignore[union-attr]  # max keeps the first on ties
     return best.name, best
 
 
@@ -627,10 +627,12 @@ def retrain_command(name: str, job: Job) -> str:
     ``NAME=`` when the run folder is named otherwise (a variant such as ``vinyals_fce_init``)."""
     overrides = job.result.get("overrides", [])
     model = override_values(overrides).get("experiment", f"results_{name}").removeprefix("results_")
-    fixed = ("experiment=", "ckpt_path=")  # the script sets these itself
-    extra = [o for o in overrides if not o.startswith(fixed)]
+    fixed = ("experiment", "ckpt_path")  # the script sets these itself
+    extra = [o for o, key in zip(overrides, override_keys(overrides), strict=True) if key not in fixed]
     prefix = "" if model == name else f"NAME={name} "
     return f"{prefix}OMP_NUM_THREADS=1 bash benchmarks/omniglot_results.sh " + " ".join([model, *extra])
+
+
 # Kept in a shipped checkpoint: what loading, evaluating and predicting need (no optimiser state).
 SHIPPED_KEYS = (
     "state_dict",
